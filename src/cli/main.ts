@@ -1,0 +1,96 @@
+import { createRequire } from 'node:module';
+import { ConfigError, EX_CONFIG } from '../config/load.js';
+import { createLogger } from '../ops/logger.js';
+import { createSystemClock } from '../ops/clock.js';
+import { defaultWorkerUrl } from '../inference/worker-url.js';
+import { ModelMismatchError } from '../inference/model-check.js';
+import { ModelLoadError } from '../inference/inference-worker.js';
+import { classifyCommand, CLASSIFY_USAGE } from './classify.js';
+import { configCommand, CONFIG_USAGE } from './config-commands.js';
+import { loadRunConfig, runDaemon, RUN_USAGE } from './run.js';
+import { demoCommand, DEMO_USAGE } from './demo.js';
+import { UsageError, type CliContext } from './context.js';
+
+// The entry point: the only place that touches process.exit, signals and the real environment.
+
+const EX_USAGE = 64;
+const version = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+
+const USAGE = `edge-classifier ${version}
+usage: edge-classifier <command>
+  ${CLASSIFY_USAGE}
+  ${RUN_USAGE}
+  ${DEMO_USAGE}
+  ${CONFIG_USAGE.replace(/\n/g, '\n  ')}`;
+
+/** First SIGTERM/SIGINT resolves the promise (graceful stop); a second one exits at once. */
+function shutdownSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    let received = false;
+    const onSignal = (sig: NodeJS.Signals): void => {
+      if (received) {
+        process.stderr.write(`edge-classifier: second ${sig}, exiting now\n`);
+        process.exit(sig === 'SIGINT' ? 130 : 143);
+      }
+      received = true;
+      resolve(sig);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
+
+function exitCodeFor(err: unknown): number {
+  if (err instanceof UsageError) return EX_USAGE;
+  if (err instanceof ConfigError || err instanceof ModelMismatchError) return EX_CONFIG;
+  if (err instanceof Error && /^(model file|model path|cannot read labels|labels file)/.test(err.message)) return EX_CONFIG;
+  if (err instanceof ModelLoadError) return EX_CONFIG;
+  return 1;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const ctx: CliContext = {
+    logger: createLogger({ level: 'warn', stream: process.stderr }),
+    clock: createSystemClock(),
+    workerUrl: defaultWorkerUrl(),
+    env: process.env,
+    stdout: (l) => void process.stdout.write(`${l}\n`),
+    stderr: (l) => void process.stderr.write(`${l}\n`),
+    version,
+  };
+  switch (command) {
+    case 'classify':
+      return classifyCommand(rest, ctx);
+    case 'run': {
+      const config = await loadRunConfig(rest, ctx.env);
+      return runDaemon({ config, ctx, shutdown: shutdownSignal() });
+    }
+    case 'demo':
+      return demoCommand(rest, ctx, shutdownSignal());
+    case 'config':
+      return configCommand(rest, ctx);
+    case '--version':
+    case '-v':
+      ctx.stdout(version);
+      return 0;
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      ctx.stdout(USAGE);
+      return command === undefined ? EX_USAGE : 0;
+    default:
+      throw new UsageError(`unknown command "${command}"\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    const code = exitCodeFor(err);
+    const message = err instanceof Error ? (code === 1 ? (err.stack ?? err.message) : err.message) : String(err);
+    process.stderr.write(`edge-classifier: ${message}\n`);
+    process.exit(code);
+  },
+);

@@ -1,0 +1,146 @@
+import { z } from 'zod';
+import { hostname } from 'node:os';
+
+// The single source of truth for configuration: types come from z.infer, the JSON Schema
+// (`edge-classifier config schema`) from z.toJSONSchema.
+
+const slug = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]*$/i, 'letters, digits, "-" and "_" only (it is used in MQTT topics)');
+
+const fps = z.number().positive().max(120);
+const triple = z.tuple([z.number(), z.number(), z.number()]);
+
+export const PreprocessSchema = z
+  .object({
+    size: z.number().int().min(8).max(4096).describe('side of the square center crop fed to the model'),
+    resize: z.number().int().min(8).max(8192).describe('the short side is resized to this before cropping'),
+    scale: z.number().positive().describe('pixel (0-255) multiplier applied before mean/std, e.g. 1/255'),
+    mean: triple.describe('per-channel mean, in the model channel order'),
+    std: triple.describe('per-channel std, in the model channel order'),
+    channel_order: z.enum(['rgb', 'bgr']),
+    layout: z.enum(['nchw', 'nhwc']),
+    kernel: z.enum(['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3']),
+  })
+  .strict();
+export type PreprocessSpec = z.infer<typeof PreprocessSchema>;
+
+export const PresetName = z.enum(['imagenet', 'caffe-bgr']);
+export type PresetName = z.infer<typeof PresetName>;
+
+export const ExecutionProvider = z.enum(['tensorrt', 'cuda', 'cpu']);
+export type ExecutionProvider = z.infer<typeof ExecutionProvider>;
+
+export const ModelSchema = z
+  .object({
+    path: z.string().min(1).describe('ONNX model file; relative paths resolve against the working directory'),
+    labels: z.string().min(1).describe('synset.txt style ("n02123045 tabby, tabby cat") or one name per line'),
+    name: z.string().min(1).optional().describe('default: the file name without .onnx'),
+    version: z.string().min(1).optional().describe('default: the first 12 hex digits of the sha256'),
+    preset: PresetName.default('imagenet'),
+    preprocess: PreprocessSchema.partial().optional().describe('overrides single fields of the preset'),
+    output: z
+      .enum(['auto', 'logits', 'probabilities'])
+      .default('auto')
+      .describe('auto: softmax unless the output already is a probability distribution'),
+    execution_providers: z.array(ExecutionProvider).min(1).default(['tensorrt', 'cuda', 'cpu']),
+    intra_op_threads: z.number().int().min(0).max(256).default(0).describe('0: onnxruntime picks (one per core)'),
+    device_id: z.number().int().min(0).default(0).describe('GPU index for cuda/tensorrt'),
+  })
+  .strict();
+
+const DirectorySource = z
+  .object({
+    type: z.literal('directory'),
+    path: z.string().min(1),
+    fps: fps.default(1),
+    loop: z.boolean().default(false),
+    realtime: z
+      .boolean()
+      .default(false)
+      .describe('false: wait for each frame to be taken (no drops); true: emit at fps like a live camera'),
+  })
+  .strict();
+
+const WebcamSource = z
+  .object({
+    type: z.literal('webcam'),
+    device: z.string().min(1).default('/dev/video0').describe('V4L2 device, or TEST for fswebcam\'s test image'),
+    width: z.number().int().min(16).max(8192).default(640),
+    height: z.number().int().min(16).max(8192).default(480),
+    fps: fps.default(1),
+    quality: z.number().int().min(1).max(100).default(90),
+    skip: z.number().int().min(0).max(100).default(0).describe('frames fswebcam discards before the shot (auto exposure)'),
+    timeout_ms: z.number().int().min(100).default(10_000).describe('a capture taking longer is killed and counted as an error'),
+  })
+  .strict();
+
+const SyntheticSource = z
+  .object({
+    type: z.literal('synthetic'),
+    width: z.number().int().min(16).max(4096).default(640),
+    height: z.number().int().min(16).max(4096).default(480),
+    fps: fps.default(2),
+  })
+  .strict()
+  .describe('generated colour scenes; needs no hardware (the demo uses it)');
+
+export const SourceSchema = z.discriminatedUnion('type', [DirectorySource, WebcamSource, SyntheticSource]);
+export type SourceConfig = z.infer<typeof SourceSchema>;
+export type DirectorySourceConfig = z.infer<typeof DirectorySource>;
+export type WebcamSourceConfig = z.infer<typeof WebcamSource>;
+export type SyntheticSourceConfig = z.infer<typeof SyntheticSource>;
+
+export const CameraSchema = z
+  .object({
+    id: slug,
+    enabled: z.boolean().default(true),
+    source: SourceSchema,
+  })
+  .strict();
+export type CameraConfig = z.infer<typeof CameraSchema>;
+
+export const MqttSchema = z
+  .object({
+    url: z
+      .string()
+      .regex(/^(embedded|(mqtts?|wss?|tcp):\/\/.+)$/, 'mqtt://host:port, mqtts://..., ws(s)://... or "embedded"')
+      .default('embedded'),
+    base_topic: z.string().min(1).regex(/^[^#+]+$/, 'no MQTT wildcards').default('edge-classifier'),
+    client_id: z.string().min(1).optional().describe('default: edge-classifier-<device_id>'),
+    username: z.string().optional(),
+    password: z.string().optional().describe('prefer EDGE_CLASSIFIER__MQTT__PASSWORD over the file'),
+    qos: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(1),
+    keepalive: z.number().int().min(5).max(3600).default(30),
+    embedded: z
+      .object({ host: z.string().default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(1883) })
+      .strict()
+      .default({ host: '127.0.0.1', port: 1883 })
+      .describe('the in-process broker used when url is "embedded"'),
+  })
+  .strict();
+export type MqttConfig = z.infer<typeof MqttSchema>;
+
+export const ConfigSchema = z
+  .object({
+    device_id: slug.default(() => hostname().replace(/[^a-z0-9_-]/gi, '-')),
+    model: ModelSchema,
+    cameras: z
+      .array(CameraSchema)
+      .min(1)
+      .refine((cams) => new Set(cams.map((c) => c.id)).size === cams.length, 'camera ids must be unique'),
+    mqtt: MqttSchema.default(() => MqttSchema.parse({})),
+    publish: z
+      .object({ top_k: z.number().int().min(1).max(100).default(5) })
+      .strict()
+      .default({ top_k: 5 }),
+    log: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') })
+      .strict()
+      .default({ level: 'info' }),
+    shutdown_timeout_ms: z.number().int().min(100).max(60_000).default(4_000),
+  })
+  .strict();
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;

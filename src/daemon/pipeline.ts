@@ -1,0 +1,140 @@
+import type { Logger } from '../ops/logger.js';
+import type { Clock } from '../ops/clock.js';
+import type { Frame, FrameSink } from '../camera/frame.js';
+import type { PreparedTensor } from '../vision/preprocess.js';
+import type { Classification } from '../inference/classifier.js';
+import type { Scored } from '../vision/postprocess.js';
+import { FrameSlots, type CameraCounters } from './frame-slots.js';
+
+export type FrameMeta = Omit<Frame, 'data'>;
+
+export interface ClassifiedFrame {
+  frame: FrameMeta;
+  width: number;
+  height: number;
+  top: Scored[];
+  latency: { preprocess: number; inference: number; total: number };
+}
+
+export interface PipelineDeps {
+  logger: Logger;
+  clock: Clock;
+  classifier: {
+    prepare(data: Buffer): Promise<PreparedTensor>;
+    classify(tensor: PreparedTensor, k: number): Promise<Classification>;
+  };
+  topK: () => number;
+  publish: (result: ClassifiedFrame) => void;
+}
+
+interface Ready {
+  frame: FrameMeta;
+  tensor: PreparedTensor;
+  preprocessMs: number;
+}
+
+/**
+ * sources -> latest-frame slots -> preprocess (main thread, sharp on libuv threads) ->
+ * inference worker -> publish. Two stages in flight at most: while the worker runs frame N,
+ * frame N+1 is decoded, so preprocessing hides behind inference.
+ */
+export class Pipeline {
+  private readonly slots: FrameSlots;
+  private preparing: Promise<void> | undefined;
+  private ready: Ready | undefined;
+  private inferring: Promise<void> | undefined;
+  private accepting = false;
+
+  constructor(private readonly deps: PipelineDeps) {
+    const log = deps.logger;
+    this.slots = new FrameSlots({
+      onFrame: () => this.pump(),
+      onDrop: (old) => log.debug({ camera: old.camera, seq: old.seq }, 'frame dropped: inference busy'),
+      onCaptureError: (camera, err) => log.warn({ camera, err: err.message }, 'capture failed'),
+      onEnd: (camera) => log.info({ camera }, 'source ended'),
+    });
+  }
+
+  sink(camera: string): FrameSink {
+    return this.slots.sink(camera);
+  }
+
+  counters(): Record<string, CameraCounters> {
+    return this.slots.snapshot();
+  }
+
+  /** Resolves when nothing is in flight (used by tests and shutdown). */
+  get idle(): boolean {
+    return !this.preparing && !this.ready && !this.inferring;
+  }
+
+  async start(): Promise<void> {
+    this.accepting = true;
+    await Promise.resolve();
+  }
+
+  /** Stops taking frames, finishes the frames already decoded or in inference. */
+  async stop(): Promise<void> {
+    this.accepting = false;
+    const discarded = this.slots.clear();
+    if (discarded > 0) this.deps.logger.info({ discarded }, 'discarded frames waiting at shutdown');
+    while (this.preparing || this.inferring) {
+      await Promise.allSettled([this.preparing, this.inferring]);
+    }
+  }
+
+  private pump(): void {
+    if (this.accepting && !this.preparing && !this.ready) {
+      const frame = this.slots.take();
+      if (frame) this.preparing = this.prepare(frame).finally(() => {
+        this.preparing = undefined;
+        this.pump();
+      });
+    }
+    if (!this.inferring && this.ready) {
+      const ready = this.ready;
+      this.ready = undefined;
+      this.inferring = this.infer(ready).finally(() => {
+        this.inferring = undefined;
+        this.pump();
+      });
+      // The slot for the next decode is free now.
+      this.pump();
+    }
+  }
+
+  private async prepare(frame: Frame): Promise<void> {
+    const { clock, classifier, logger } = this.deps;
+    const { data, ...meta } = frame;
+    const started = clock.monotonic();
+    try {
+      const tensor = await classifier.prepare(data);
+      this.ready = { frame: meta, tensor, preprocessMs: clock.monotonic() - started };
+    } catch (err) {
+      this.slots.counters(frame.camera).decodeErrors++;
+      logger.warn(
+        { camera: frame.camera, seq: frame.seq, source: frame.source, bytes: data.length, err: (err as Error).message },
+        'frame skipped: cannot decode',
+      );
+    }
+  }
+
+  private async infer(ready: Ready): Promise<void> {
+    const { clock, classifier, logger } = this.deps;
+    const { frame, tensor, preprocessMs } = ready;
+    try {
+      const { top, inferenceMs } = await classifier.classify(tensor, this.deps.topK());
+      this.slots.counters(frame.camera).classified++;
+      this.deps.publish({
+        frame,
+        width: tensor.width,
+        height: tensor.height,
+        top,
+        latency: { preprocess: preprocessMs, inference: inferenceMs, total: clock.now() - frame.capturedAt },
+      });
+    } catch (err) {
+      this.slots.counters(frame.camera).inferenceErrors++;
+      logger.error({ camera: frame.camera, seq: frame.seq, err: (err as Error).message }, 'inference failed; frame skipped');
+    }
+  }
+}

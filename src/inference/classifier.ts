@@ -1,0 +1,152 @@
+import type { Logger } from '../ops/logger.js';
+import type { Clock } from '../ops/clock.js';
+import type { PreprocessSpec, ExecutionProvider } from '../config/schema.js';
+import { InferenceWorker } from './inference-worker.js';
+import { checkModel, ModelMismatchError } from './model-check.js';
+import { identifyModel, type ModelIdentity } from './model-identity.js';
+import { loadLabels } from '../vision/labels.js';
+import { createPreprocessor, inputDims, type PreparedTensor, type InputDType } from '../vision/preprocess.js';
+import { toProbabilities, topK, type OutputKind, type Scored } from '../vision/postprocess.js';
+
+export interface ClassifierConfig {
+  modelPath: string;
+  labelsPath: string;
+  name?: string | undefined;
+  version?: string | undefined;
+  preprocess: PreprocessSpec;
+  output: OutputKind;
+  providers: ExecutionProvider[];
+  intraOpThreads: number;
+  deviceId: number;
+}
+
+export interface ClassifierDeps {
+  logger: Logger;
+  clock: Clock;
+  config: ClassifierConfig;
+  workerUrl: URL;
+}
+
+export interface ActiveModel extends ModelIdentity {
+  provider: ExecutionProvider;
+  labels: number;
+  inputType: InputDType;
+}
+
+export interface Classification {
+  top: Scored[];
+  inferenceMs: number;
+}
+
+/**
+ * The model as the rest of the daemon sees it: labels, preprocessing and the inference worker,
+ * checked against each other at start. `prepare` runs on the main thread (sharp works on libuv
+ * threads, so it overlaps with inference); `classify` runs in the worker.
+ */
+export class Classifier {
+  private worker: InferenceWorker | undefined;
+  private labels: string[] = [];
+  private prep: ((data: Buffer) => Promise<PreparedTensor>) | undefined;
+  private active: ActiveModel | undefined;
+  private restarting = false;
+  private stopped = false;
+
+  constructor(private readonly deps: ClassifierDeps) {}
+
+  get model(): ActiveModel | undefined {
+    return this.active;
+  }
+
+  async start(): Promise<ActiveModel> {
+    this.stopped = false;
+    const { config, logger } = this.deps;
+    const identity = await identifyModel(config.modelPath, config.name, config.version);
+    this.labels = await loadLabels(config.labelsPath);
+    const worker = await this.startWorker();
+    try {
+      const loaded = worker.model!;
+      const inputType = checkModel(loaded, config.preprocess, this.labels.length);
+      this.prep = createPreprocessor(config.preprocess, inputType);
+      await this.warmUp(worker, inputType);
+      this.active = { ...identity, provider: loaded.provider, labels: this.labels.length, inputType };
+      logger.info({ model: identity, provider: loaded.provider, loadMs: Math.round(loaded.loadMs) }, 'model loaded');
+      return this.active;
+    } catch (err) {
+      await worker.stop(0);
+      this.worker = undefined;
+      throw err;
+    }
+  }
+
+  /** Decode + resize + normalize one encoded frame (throws FrameDecodeError for bad frames). */
+  prepare(data: Buffer): Promise<PreparedTensor> {
+    if (!this.prep) return Promise.reject(new Error('classifier not started'));
+    return this.prep(data);
+  }
+
+  async classify(tensor: PreparedTensor, k: number): Promise<Classification> {
+    if (!this.worker) throw new Error('classifier not started');
+    const { output, inferenceMs } = await this.worker.run(tensor.data, tensor.dims);
+    const probs = toProbabilities(output, this.deps.config.output);
+    return { top: topK(probs, k, this.labels), inferenceMs };
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    const worker = this.worker;
+    this.worker = undefined;
+    this.active = undefined;
+    await worker?.stop();
+  }
+
+  private async startWorker(): Promise<InferenceWorker> {
+    const { config, logger, workerUrl } = this.deps;
+    const worker = new InferenceWorker({
+      logger: logger.child({ module: 'inference' }),
+      workerUrl,
+      config: {
+        modelPath: config.modelPath,
+        providers: config.providers,
+        intraOpThreads: config.intraOpThreads,
+        deviceId: config.deviceId,
+      },
+    });
+    await worker.start();
+    worker.onCrash(() => void this.restartWorker());
+    this.worker = worker;
+    return worker;
+  }
+
+  /** A zero frame through the model: catches runtime failures and symbolic output sizes at start. */
+  private async warmUp(worker: InferenceWorker, inputType: InputDType): Promise<void> {
+    const dims = inputDims(this.deps.config.preprocess);
+    const n = dims.reduce((a, b) => a * b, 1);
+    const data = inputType === 'float32' ? new Float32Array(n) : inputType === 'float16' ? new Uint16Array(n) : new Uint8Array(n);
+    const { output } = await worker.run(data, dims);
+    if (output.length !== this.labels.length) {
+      throw new ModelMismatchError(
+        `model output has ${output.length} values per frame but the labels file has ${this.labels.length} lines`,
+      );
+    }
+  }
+
+  /** A crashed worker is restarted with the same model, with backoff, for as long as it takes. */
+  private async restartWorker(): Promise<void> {
+    if (this.restarting) return;
+    this.restarting = true;
+    const { logger, clock } = this.deps;
+    this.worker = undefined;
+    for (let attempt = 0; !this.stopped; attempt++) {
+      await clock.sleep(Math.min(30_000, 500 * 2 ** attempt));
+      if (this.stopped) break;
+      try {
+        await this.startWorker();
+        logger.warn({ attempt: attempt + 1 }, 'inference worker restarted');
+        break;
+      } catch (err) {
+        logger.error({ err, attempt: attempt + 1 }, 'inference worker restart failed');
+      }
+    }
+    this.restarting = false;
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * Models that only tests use. They live in src (not test/) so integration tests that drive the
+ * built CLI and worker from dist can generate them too.
+ */
+import { DEMO_PALETTE } from './palette.js';
+import { encodeModel, floatTensor, int64Tensor, type NodeDef } from './onnx-writer.js';
+
+export interface SlowModelOptions {
+  /** Input height = width; default 224. */
+  size?: number;
+  /** Number of chained [3S,S]x[S,S] MatMuls (67 MFLOP each at S=224); default 500. */
+  repeats?: number;
+}
+
+/**
+ * A model with an image-shaped input ([1,3,S,S] float32 `input` -> [1,K] float32 `output`)
+ * whose single run is deliberately slow, so tests can show inference runs off the event loop.
+ *
+ * Measured with onnxruntime-node 1.30 on a 2-core x86-64 VM (Xeon with AVX-512), defaults
+ * (S=224, 500 repeats, 34 GFLOP): ~165 ms per session.run with intraOpNumThreads=1, ~85 ms with
+ * 2 threads; session creation ~50 ms. MLAS runs a 224-wide MatMul at ~200 GFLOP/s on that core,
+ * hence so many repeats; an AVX2-only or ARM core is several times slower. Time is linear in
+ * `repeats` (~0.33 ms each there), so tests needing a different duration can scale it.
+ *
+ * The constant matrix averages each column with its neighbour (0.5 * (I + shift)): doubly
+ * stochastic, so values stay within the input's range however long the chain (no Inf/NaN),
+ * and onnxruntime cannot fold it away because the other operand is the runtime input.
+ */
+export function buildSlowModel(opts: SlowModelOptions = {}): Uint8Array {
+  const size = opts.size ?? 224;
+  const repeats = opts.repeats ?? 500;
+  const K = DEMO_PALETTE.length;
+
+  const mix = new Float32Array(size * size);
+  for (let i = 0; i < size; i++) {
+    const next = i * size + ((i + 1) % size);
+    mix[i * size + i] = 0.5;
+    mix[next] = mix[next]! + 0.5; // accumulate so that size 1 still sums to 1
+  }
+  const head = Array.from({ length: size * K }, (_, j) => Math.sin(j + 1) / size);
+
+  const nodes: NodeDef[] = [{ op: 'Reshape', name: 'flatten', inputs: ['input', 'rows_shape'], outputs: ['m0'] }];
+  for (let r = 0; r < repeats; r++) {
+    nodes.push({ op: 'MatMul', name: `mix_${r}`, inputs: [`m${r}`, 'mix'], outputs: [`m${r + 1}`] });
+  }
+  nodes.push(
+    { op: 'ReduceMean', name: 'pool', inputs: [`m${repeats}`], outputs: ['pooled'], attrs: { axes: { ints: [0] } } },
+    { op: 'MatMul', name: 'head', inputs: ['pooled', 'head'], outputs: ['output'] },
+  );
+
+  return encodeModel({
+    name: 'edge-classifier-test-slow',
+    inputs: [{ name: 'input', type: 'float32', shape: [1, 3, size, size] }],
+    outputs: [{ name: 'output', type: 'float32', shape: [1, K] }],
+    nodes,
+    initializers: [
+      int64Tensor('rows_shape', [2], [3 * size, size]),
+      { name: 'mix', type: 'float32', dims: [size, size], data: mix },
+      floatTensor('head', [size, K], head),
+    ],
+  });
+}
+
+/** A non-image model: float32 `input` [1,10] -> float32 `output` [1,K]; for shape-mismatch errors. */
+export function buildVectorModel(): Uint8Array {
+  const K = DEMO_PALETTE.length;
+  return encodeModel({
+    name: 'edge-classifier-test-vector',
+    inputs: [{ name: 'input', type: 'float32', shape: [1, 10] }],
+    outputs: [{ name: 'output', type: 'float32', shape: [1, K] }],
+    nodes: [{ op: 'MatMul', name: 'fc', inputs: ['input', 'W'], outputs: ['output'] }],
+    initializers: [floatTensor('W', [10, K], Array.from({ length: 10 * K }, (_, j) => (j % 7) / 7))],
+  });
+}
+
+/**
+ * A model with two image inputs (`input` and `input2`, float32 [1,3,S,S], summed) and one
+ * [1,K] `output`; for "the model must have exactly one input" errors.
+ */
+export function buildTwoInputModel(size = 32): Uint8Array {
+  const K = DEMO_PALETTE.length;
+  const shape = [1, 3, size, size];
+  return encodeModel({
+    name: 'edge-classifier-test-two-inputs',
+    inputs: [
+      { name: 'input', type: 'float32', shape },
+      { name: 'input2', type: 'float32', shape },
+    ],
+    outputs: [{ name: 'output', type: 'float32', shape: [1, K] }],
+    nodes: [
+      { op: 'Add', name: 'sum', inputs: ['input', 'input2'], outputs: ['sum'] },
+      { op: 'ReduceMean', name: 'pool', inputs: ['sum'], outputs: ['pooled'], attrs: { axes: { ints: [2, 3] }, keepdims: { i: 0 } } },
+      { op: 'MatMul', name: 'fc', inputs: ['pooled', 'W'], outputs: ['output'] },
+    ],
+    initializers: [floatTensor('W', [3, K], Array.from({ length: 3 * K }, (_, j) => j / (3 * K)))],
+  });
+}

@@ -1,0 +1,39 @@
+import type { Scored } from '../vision/postprocess.js';
+
+// Versioned payloads; their JSON Schemas are docs/schemas/*.json and tests validate real
+// messages against them. Bump `v` on any incompatible change.
+
+export interface ModelRef {
+  name: string;
+  version: string;
+  sha256: string;
+}
+
+export interface PredictionPayload {
+  v: 1;
+  device: string;
+  camera: string;
+  seq: number;
+  ts: string;
+  frame: { source: string; width: number; height: number };
+  model: ModelRef;
+  top: Scored[];
+  latency_ms: { preprocess: number; inference: number; total: number };
+}
+
+export type AvailabilityState = 'online' | 'offline' | 'stopped';
+
+export interface StatusPayload {
+  v: 1;
+  state: AvailabilityState;
+  device: string;
+  version: string;
+  ts?: string;
+  model?: ModelRef | null;
+  execution_provider?: string | null;
+  cameras?: string[];
+}
+
+export function ms(x: number): number {
+  return Math.round(x * 100) / 100;
+}

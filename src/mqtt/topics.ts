@@ -1,0 +1,13 @@
+/** Topic layout: B = base topic, D = device id. */
+export interface Topics {
+  status: string;
+  prediction(camera: string): string;
+}
+
+export function createTopics(base: string, device: string): Topics {
+  const root = `${base.replace(/\/+$/, '')}/${device}`;
+  return {
+    status: `${root}/status`,
+    prediction: (camera) => `${root}/${camera}/prediction`,
+  };
+}

@@ -1,0 +1,111 @@
+import { describe, it, expect } from 'vitest';
+import { z } from 'zod';
+import { parseConfig, ConfigError, configJsonSchema } from '../../src/config/load.js';
+
+const minimal = `
+model: { path: m.onnx, labels: l.txt }
+cameras:
+  - id: photos
+    source: { type: directory, path: ./photos }
+`;
+
+function problems(text: string, env: NodeJS.ProcessEnv = {}): string[] {
+  try {
+    parseConfig(text, 'test.yaml', env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('config', () => {
+  it('fills defaults', () => {
+    const cfg = parseConfig(minimal, 'test.yaml');
+    expect(cfg.mqtt.url).toBe('embedded');
+    expect(cfg.mqtt.base_topic).toBe('edge-classifier');
+    expect(cfg.mqtt.qos).toBe(1);
+    expect(cfg.publish.top_k).toBe(5);
+    expect(cfg.model.preset).toBe('imagenet');
+    expect(cfg.model.execution_providers).toEqual(['tensorrt', 'cuda', 'cpu']);
+    expect(cfg.device_id).toMatch(/^[a-z0-9][a-z0-9_-]*$/i);
+    const cam = cfg.cameras[0];
+    expect(cam?.source).toEqual({ type: 'directory', path: './photos', fps: 1, loop: false, realtime: false });
+  });
+
+  it('accepts the example from the README/issue', () => {
+    const cfg = parseConfig(
+      `device_id: demo-01
+model:
+  path: ../shared/models/mobilenetv2-12-int8.onnx
+  labels: ../shared/labels/synset.txt
+  preset: imagenet
+  execution_providers: [tensorrt, cuda, cpu]
+cameras:
+  - id: photos
+    source: { type: directory, path: ../shared/images/photos, fps: 10, loop: false }
+mqtt:
+  url: mqtt://127.0.0.1:1883
+  base_topic: edge-classifier
+publish: { top_k: 5 }
+`,
+      'x',
+    );
+    expect(cfg.device_id).toBe('demo-01');
+    expect(cfg.cameras[0]?.source).toMatchObject({ fps: 10 });
+  });
+
+  it('names the key path of every problem', () => {
+    const found = problems(`
+model: { path: m.onnx, labels: l.txt, preset: foo }
+cameras:
+  - id: a
+    source: { type: directory, path: x, fps: -1 }
+  - id: "bad id"
+    source: { type: ftp }
+mqtt: { urll: x }
+`);
+    const text = found.join('\n');
+    expect(text).toMatch(/^model\.preset: .*imagenet.*caffe-bgr/m);
+    expect(text).toMatch(/^cameras\[0\]\.source\.fps: .*>0/m);
+    expect(text).toMatch(/^cameras\[1\]\.id: /m);
+    expect(text).toMatch(/^cameras\[1\]\.source\.type: /m);
+    expect(text).toMatch(/^mqtt: unknown key "urll"/m);
+  });
+
+  it('reports missing required keys and YAML syntax errors', () => {
+    expect(problems('cameras: []').join('\n')).toMatch(/^model: /m);
+    expect(problems('model: {path: [').join('\n')).toMatch(/YAML syntax/);
+    expect(problems('- a\n- b').join('\n')).toMatch(/expected a mapping/);
+  });
+
+  it('rejects duplicate camera ids', () => {
+    const text = `${minimal}  - id: photos\n    source: { type: synthetic }\n`;
+    expect(problems(text).join('\n')).toMatch(/^cameras: camera ids must be unique/m);
+  });
+
+  it('applies environment overrides with types and names the variable on error', () => {
+    const cfg = parseConfig(minimal, 'x', {
+      EDGE_CLASSIFIER__MQTT__URL: 'mqtt://broker:1884',
+      EDGE_CLASSIFIER__CAMERAS__0__SOURCE__FPS: '2.5',
+      EDGE_CLASSIFIER__MODEL__EXECUTION_PROVIDERS: '[cuda, cpu]',
+      EDGE_CLASSIFIER__DEVICE_ID: 'pole-7',
+      UNRELATED: 'x',
+    });
+    expect(cfg.mqtt.url).toBe('mqtt://broker:1884');
+    expect(cfg.cameras[0]?.source.fps).toBe(2.5);
+    expect(cfg.model.execution_providers).toEqual(['cuda', 'cpu']);
+    expect(cfg.device_id).toBe('pole-7');
+    const found = problems(minimal, { EDGE_CLASSIFIER__PUBLISH__TOP_K: 'lots' });
+    expect(found.join('\n')).toMatch(/^publish\.top_k: .*\(set by EDGE_CLASSIFIER__PUBLISH__TOP_K\)/m);
+  });
+
+  it('generates a JSON Schema from the zod schema', () => {
+    const schema = configJsonSchema(z) as { properties: Record<string, unknown>; required: string[] };
+    expect(Object.keys(schema.properties)).toEqual(
+      expect.arrayContaining(['device_id', 'model', 'cameras', 'mqtt', 'publish']),
+    );
+    expect(schema.required).toEqual(expect.arrayContaining(['model', 'cameras']));
+    expect(schema.required).not.toContain('mqtt');
+  });
+});
