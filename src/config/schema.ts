@@ -65,7 +65,10 @@ const DirectorySource = z
 const WebcamSource = z
   .object({
     type: z.literal('webcam'),
-    device: z.string().min(1).default('/dev/video0').describe('V4L2 device, or TEST for fswebcam\'s test image'),
+    device: z
+      .string()
+      .regex(/^[A-Za-z0-9_./:-]+$/, 'a device path such as /dev/video0 (letters, digits, "_./:-")')
+      .default('/dev/video0').describe('V4L2 device, or TEST for fswebcam\'s test image'),
     width: z.number().int().min(16).max(8192).default(640),
     height: z.number().int().min(16).max(8192).default(480),
     fps: fps.default(1),
