@@ -30,7 +30,11 @@ function shutdownSignal(): Promise<string> {
     const onSignal = (sig: NodeJS.Signals): void => {
       if (received) {
         process.stderr.write(`edge-classifier: second ${sig}, exiting now\n`);
-        process.exit(sig === 'SIGINT' ? 130 : 143);
+        // Die by the signal itself: process.exit() would run teardown while onnxruntime may be
+        // mid-run in the worker, which aborts the process (SIGABRT) instead.
+        process.removeAllListeners(sig);
+        process.kill(process.pid, sig);
+        return;
       }
       received = true;
       resolve(sig);

@@ -50,6 +50,13 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
   }
   const reason = await Promise.race([opts.shutdown, ...(opts.done ? [opts.done] : [])]);
   logger.info({ reason }, 'shutting down');
-  await daemon.stop();
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), config.shutdown_timeout_ms)));
+  const outcome = await Promise.race([daemon.stop().then(() => 'stopped' as const), deadline]);
+  clearTimeout(timer);
+  if (outcome === 'timeout') {
+    logger.error({ timeoutMs: config.shutdown_timeout_ms }, 'shutdown took too long; exiting anyway');
+    return 1;
+  }
   return 0;
 }

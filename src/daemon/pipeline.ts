@@ -73,18 +73,24 @@ export class Pipeline {
     await Promise.resolve();
   }
 
-  /** Stops taking frames, finishes the frames already decoded or in inference. */
+  /** Stops taking frames and finishes the frame in inference; frames not yet in it are dropped. */
   async stop(): Promise<void> {
     this.accepting = false;
-    const discarded = this.slots.clear();
-    if (discarded > 0) this.deps.logger.info({ discarded }, 'discarded frames waiting at shutdown');
+    let discarded = this.slots.clear();
     while (this.preparing || this.inferring) {
       await Promise.allSettled([this.preparing, this.inferring]);
     }
+    if (this.ready) {
+      this.slots.counters(this.ready.frame.camera).dropped++;
+      this.ready = undefined;
+      discarded++;
+    }
+    if (discarded > 0) this.deps.logger.info({ discarded }, 'frames not yet in inference dropped at shutdown');
   }
 
   private pump(): void {
-    if (this.accepting && !this.preparing && !this.ready) {
+    if (!this.accepting) return;
+    if (!this.preparing && !this.ready) {
       const frame = this.slots.take();
       if (frame) this.preparing = this.prepare(frame).finally(() => {
         this.preparing = undefined;

@@ -1,0 +1,110 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runCli } from '../helpers/cli.js';
+import { tempDir, writeColourModel } from '../helpers/fixtures.js';
+import { buildVectorModel } from '../../src/modelgen/test-models.js';
+
+// Broken configs and models: clear messages naming what is wrong, and the right exit status.
+
+describe('startup errors', () => {
+  let dir: string;
+  let model: string;
+  let labels: string;
+
+  const config = (body: string): string => {
+    const p = join(dir, `c${Math.random().toString(36).slice(2)}.yaml`);
+    writeFileSync(p, body);
+    return p;
+  };
+  const cameras = (): string => `cameras:\n  - id: cam\n    source: { type: directory, path: ${dir} }\n`;
+
+  beforeAll(() => {
+    dir = tempDir();
+    ({ model, labels } = writeColourModel(join(dir, 'm')));
+  });
+
+  it('an invalid config exits 78 and names every key path', async () => {
+    const p = config(`model: { path: ${model}, labels: ${labels}, preset: resnet }\ncameras:\n  - id: cam\n    source: { type: directory, fps: 0 }\nmqtt: { qos: 3 }\n`);
+    const r = await runCli(['run', '--config', p]);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/model\.preset: .*"imagenet"\|"caffe-bgr"/);
+    expect(r.stderr).toMatch(/cameras\[0\]\.source\.path: /);
+    expect(r.stderr).toMatch(/cameras\[0\]\.source\.fps: .*>0/);
+    expect(r.stderr).toMatch(/mqtt\.qos: /);
+    const check = await runCli(['config', 'check', p]);
+    expect(check.code).toBe(78);
+    expect(check.stderr).toMatch(/model\.preset/);
+  });
+
+  it('a YAML syntax error and a missing config file exit 78', async () => {
+    expect((await runCli(['run', '--config', config('model: [unclosed\n')])).code).toBe(78);
+    const missing = await runCli(['run', '--config', join(dir, 'nope.yaml')]);
+    expect(missing.code).toBe(78);
+    expect(missing.stderr).toMatch(/nope\.yaml.*cannot read the file/s);
+  });
+
+  it('an environment override is validated like the file, naming the variable', async () => {
+    const p = config(`model: { path: ${model}, labels: ${labels} }\n${cameras()}`);
+    const r = await runCli(['config', 'check', p], { env: { EDGE_CLASSIFIER__MQTT__QOS: '7' } });
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/mqtt\.qos: .*\(set by EDGE_CLASSIFIER__MQTT__QOS\)/);
+  });
+
+  it('config check accepts a good config and reports files that do not exist', async () => {
+    const ok = await runCli(['config', 'check', config(`model: { path: ${model}, labels: ${labels} }\n${cameras()}`)]);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/ok/);
+    const bad = await runCli(['config', 'check', config(`model: { path: ${dir}/missing.onnx, labels: ${labels} }\n${cameras()}`)]);
+    expect(bad.code).toBe(78);
+    expect(bad.stderr).toMatch(/model\.path: no such file or directory: .*missing\.onnx/);
+  });
+
+  it('config schema prints the JSON Schema generated from the zod schema', async () => {
+    const r = await runCli(['config', 'schema']);
+    expect(r.code).toBe(0);
+    const schema = JSON.parse(r.stdout) as { properties: Record<string, { properties?: Record<string, unknown> }> };
+    expect(Object.keys(schema.properties.model?.properties ?? {})).toEqual(
+      expect.arrayContaining(['path', 'labels', 'preset', 'execution_providers']),
+    );
+  });
+
+  it('a missing model file is a clear startup error', async () => {
+    const r = await runCli(['run', '--config', config(`model: { path: ${dir}/gone.onnx, labels: ${labels} }\n${cameras()}`)]);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/model file not found: .*gone\.onnx/);
+  });
+
+  it('a model whose output does not match the labels is refused at startup', async () => {
+    const short = join(dir, 'short.txt');
+    writeFileSync(short, 'red\ngreen\n');
+    const r = await runCli(['run', '--config', config(`model: { path: ${model}, labels: ${short}, execution_providers: [cpu] }\n${cameras()}`)]);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/8 classes .* labels file has 2 lines/);
+  });
+
+  it('a model whose input does not fit the preset is refused at startup, with a hint', async () => {
+    const nhwc = writeColourModel(join(dir, 'nhwc'), { layout: 'nhwc' });
+    const r = await runCli(['run', '--config', config(`model: { path: ${nhwc.model}, labels: ${nhwc.labels}, execution_providers: [cpu] }\n${cameras()}`)]);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/shape \[1,224,224,3\].*nhwc/);
+    const vec = join(dir, 'vector.onnx');
+    writeFileSync(vec, buildVectorModel());
+    const r2 = await runCli(['run', '--config', config(`model: { path: ${vec}, labels: ${labels}, execution_providers: [cpu] }\n${cameras()}`)]);
+    expect(r2.code).toBe(78);
+    expect(r2.stderr).toMatch(/takes 4 dimensions/);
+  });
+
+  it('a file that is not a model is a clear load error', async () => {
+    const junk = join(dir, 'junk.onnx');
+    writeFileSync(junk, 'definitely not protobuf');
+    const r = await runCli(['run', '--config', config(`model: { path: ${junk}, labels: ${labels}, execution_providers: [cpu] }\n${cameras()}`)]);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/cannot load model .*junk\.onnx: cpu: /);
+  });
+
+  it('usage errors exit 64', async () => {
+    expect((await runCli(['frobnicate'])).code).toBe(64);
+    expect((await runCli(['classify', '--model', model])).code).toBe(64);
+  });
+});
