@@ -70,6 +70,8 @@ export class Pipeline {
 
   async start(): Promise<void> {
     this.accepting = true;
+    // Frames pushed before start() wait in their slots (and their sources in whenIdle()).
+    this.pump();
     await Promise.resolve();
   }
 

@@ -44,7 +44,9 @@ export function checkModel(model: LoadedModel, spec: PreprocessSpec, labelCount:
       );
     }
   }
-  const classes = output.shape.slice(1).reduce<number | undefined>((acc, d) => (typeof d === 'number' && acc !== undefined ? acc * d : undefined), 1);
+  // [N,K], [N,K,1,1] or a bare [K]: the class count is everything but the batch dimension.
+  const classDims = output.shape.length === 1 ? output.shape : output.shape.slice(1);
+  const classes = classDims.reduce<number | undefined>((acc, d) => (typeof d === 'number' && acc !== undefined ? acc * d : undefined), 1);
   if (classes !== undefined && classes !== labelCount) {
     throw new ModelMismatchError(
       `model output "${output.name}" has ${classes} classes (shape ${describe(output.shape)}) but the labels file has ${labelCount} lines`,

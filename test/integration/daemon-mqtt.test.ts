@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Mosquitto, mosquittoBinary } from '../helpers/mosquitto.js';
+import { Mosquitto } from '../helpers/mosquitto.js';
 import { MqttCollector } from '../helpers/mqtt-collector.js';
 import { startCli } from '../helpers/cli.js';
 import { colourImage, tempDir, writeColourModel } from '../helpers/fixtures.js';
@@ -18,7 +18,7 @@ interface Prediction {
   top: { label: string; score: number }[];
 }
 
-describe.skipIf(!mosquittoBinary())('daemon against a real mosquitto', () => {
+describe('daemon against a real mosquitto', () => {
   let broker: Mosquitto;
   let dir: string;
   let configPath: string;

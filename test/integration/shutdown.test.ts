@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Mosquitto, mosquittoBinary } from '../helpers/mosquitto.js';
+import { Mosquitto } from '../helpers/mosquitto.js';
 import { MqttCollector } from '../helpers/mqtt-collector.js';
 import { startCli, type Started } from '../helpers/cli.js';
 import { colourImage, tempDir } from '../helpers/fixtures.js';
@@ -11,7 +11,7 @@ import { demoLabels } from '../../src/modelgen/demo-model.js';
 // Shutdown with a frame in the worker: a slow model (~0.5-1 s per run on one thread) makes
 // "in flight" last long enough to signal into it.
 
-describe.skipIf(!mosquittoBinary())('graceful shutdown', () => {
+describe('graceful shutdown', () => {
   let broker: Mosquitto;
   let config: string;
 

@@ -1,28 +1,14 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import sharp from 'sharp';
 import type { Frame, FrameSink } from '../../src/camera/frame.js';
 import { WebcamSource } from '../../src/camera/webcam-source.js';
 import type { WebcamSourceConfig } from '../../src/config/schema.js';
 import { createSystemClock } from '../../src/ops/clock.js';
-
-// A PATH lookup, not `fswebcam --version`: that prints the version but exits 255.
-function hasFswebcam(): boolean {
-  return (process.env.PATH ?? '').split(delimiter).some((dir) => {
-    try {
-      accessSync(join(dir, 'fswebcam'), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
-const fswebcamMissing = !hasFswebcam();
-if (fswebcamMissing) console.warn('webcam-source tests skipped: fswebcam is not on PATH (apt-get install fswebcam)');
 
 class RecordingSink implements FrameSink {
   frames: Frame[] = [];
@@ -83,7 +69,7 @@ async function waitFor(cond: () => boolean, ms: number): Promise<void> {
   }
 }
 
-describe.skipIf(fswebcamMissing)('WebcamSource with the real fswebcam', () => {
+describe('WebcamSource with the real fswebcam', () => {
   let tmp: string;
   const sources: WebcamSource[] = [];
 

@@ -219,7 +219,7 @@ describe('Pipeline', () => {
     await pipeline.stop();
   });
 
-  it('stop() publishes what is in flight, and discards frames still in their slots', async () => {
+  it('stop() publishes the frame in inference and drops the frames not yet in it', async () => {
     const { pipeline, classifier, published } = setup();
     await pipeline.start();
     const cam = pipeline.sink('cam');
@@ -238,17 +238,17 @@ describe('Pipeline', () => {
     await waiting; // the source waiting for room is released
     expect(stopped).toBe(false);
 
-    classifier.finishPrepare(2);
-    await flush(); console.log("DBG0", stopped, pipeline.idle, JSON.stringify(pipeline.counters()));
     classifier.finishClassify(1);
     await flush();
-    console.log("DBG", JSON.stringify(pipeline.counters()), classifier.prepares.length);
-    classifier.finishClassify(2);
+    expect(published.map((p) => p.frame.seq)).toEqual([1]);
+    expect(stopped).toBe(false); // the decode of 2 is still running
+    classifier.finishPrepare(2);
     await stopping;
 
-    expect(published.map((p) => p.frame.seq)).toEqual([1, 2]);
+    expect(published.map((p) => p.frame.seq)).toEqual([1]);
+    expect(classifier.classified).toEqual([1]); // 2 was decoded but never sent to the worker
     expect(classifier.prepared).toEqual([1, 2]);
-    expect(pipeline.counters()['cam']).toMatchObject({ captured: 3, classified: 2, dropped: 1 });
+    expect(pipeline.counters()['cam']).toMatchObject({ captured: 3, classified: 1, dropped: 2 });
     expect(pipeline.idle).toBe(true);
 
     push(cam, 'cam', 4); // after stop nothing is taken any more
@@ -256,10 +256,24 @@ describe('Pipeline', () => {
     expect(classifier.prepared).toEqual([1, 2]);
   });
 
-  it('stop() with nothing in flight returns at once', async () => {
-    const { pipeline } = setup();
+  it('stop() with a decoded frame waiting: the in-flight one is published, the waiting one dropped', async () => {
+    const { pipeline, classifier, published } = setup();
     await pipeline.start();
-    await pipeline.stop();
+    const cam = pipeline.sink('cam');
+    push(cam, 'cam', 1);
+    await flush();
+    classifier.finishPrepare(1);
+    await flush();
+    push(cam, 'cam', 2);
+    await flush();
+    classifier.finishPrepare(2); // ready, waiting for the worker
+    await flush();
+    const stopping = pipeline.stop();
+    classifier.finishClassify(1);
+    await stopping;
+    expect(published.map((p) => p.frame.seq)).toEqual([1]);
+    expect(classifier.classified).toEqual([1]);
+    expect(pipeline.counters()['cam']).toMatchObject({ classified: 1, dropped: 1 });
     expect(pipeline.idle).toBe(true);
   });
 

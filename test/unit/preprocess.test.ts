@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import sharp from 'sharp';
+import sharp, { type Color, type Sharp } from 'sharp';
 import type { PreprocessSpec } from '../../src/config/schema.js';
 import {
   FrameDecodeError,
@@ -19,7 +19,7 @@ const WHITE: Rgb = [255, 255, 255];
 const NAMED: Record<string, Rgb> = { red: RED, green: GREEN, blue: BLUE, white: WHITE };
 
 /** A raw RGB image painted pixel by pixel, as a sharp pipeline. */
-function paint(width: number, height: number, colour: (x: number, y: number) => Rgb): sharp.Sharp {
+function paint(width: number, height: number, colour: (x: number, y: number) => Rgb): Sharp {
   const buf = Buffer.alloc(width * height * 3);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) buf.set(colour(x, y), (y * width + x) * 3);
@@ -27,7 +27,7 @@ function paint(width: number, height: number, colour: (x: number, y: number) => 
   return sharp(buf, { raw: { width, height, channels: 3 } });
 }
 
-function solid(width: number, height: number, channels: 3 | 4, bg: sharp.RGBA): sharp.Sharp {
+function solid(width: number, height: number, channels: 3 | 4, bg: Color): Sharp {
   return sharp({ create: { width, height, channels, background: bg } });
 }
 
