@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,9 +9,22 @@ import type { PredictionPayload } from '../mqtt/payloads.js';
 import { runDaemon } from './run.js';
 import { UsageError, type CliContext } from './context.js';
 
-export const DEMO_USAGE = `demo [--port 1883] [--fps 2] [--frames N]
+export const DEMO_USAGE = `demo [--port P] [--fps 2] [--frames N]
   Runs the whole daemon with no hardware and no download: an embedded MQTT broker, a
   synthetic camera and a generated colour-classifier model. Prints each prediction.`;
+
+function availablePort(preferred: number): Promise<number> {
+  const tryListen = (port: number): Promise<number | undefined> =>
+    new Promise((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(undefined));
+      srv.listen(port, '127.0.0.1', () => {
+        const bound = (srv.address() as AddressInfo).port;
+        srv.close(() => resolve(bound));
+      });
+    });
+  return tryListen(preferred).then((p) => p ?? tryListen(0).then((q) => q ?? preferred));
+}
 
 async function demoModelDir(): Promise<{ modelPath: string; labelsPath: string }> {
   const inRepo = fileURLToPath(new URL('../../models/demo/', import.meta.url));
@@ -27,9 +41,10 @@ function line(p: PredictionPayload): string {
 export async function demoCommand(argv: string[], ctx: CliContext, shutdown: Promise<string>): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { port: { type: 'string', default: '1883' }, fps: { type: 'string', default: '2' }, frames: { type: 'string' } },
+    options: { port: { type: 'string' }, fps: { type: 'string', default: '2' }, frames: { type: 'string' } },
   });
-  const port = Number(values.port);
+  // 1883 unless taken (a system mosquitto, say): then any free port, announced below.
+  const port = values.port !== undefined ? Number(values.port) : await availablePort(1883);
   const fps = Number(values.fps);
   const frames = values.frames ? Number(values.frames) : undefined;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('--port must be a TCP port');

@@ -54,12 +54,17 @@ function exitCodeFor(err: unknown): number {
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  // A reader that goes away (`| head`) must not crash the command with EPIPE.
+  let stdoutOpen = true;
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') stdoutOpen = false;
+  });
   const ctx: CliContext = {
     logger: createLogger({ level: 'warn', stream: process.stderr }),
     clock: createSystemClock(),
     workerUrl: defaultWorkerUrl(),
     env: process.env,
-    stdout: (l) => void process.stdout.write(`${l}\n`),
+    stdout: (l) => void (stdoutOpen && process.stdout.write(`${l}\n`)),
     stderr: (l) => void process.stderr.write(`${l}\n`),
     version,
   };

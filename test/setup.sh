@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the test suites need on Debian 12 with Node 20, then the npm dependencies.
+#   bash test/setup.sh && npm test
+# Debian packages (only when missing; needs root): mosquitto (broker for the integration
+# tests) and fswebcam (the real webcam capture program, used with its TEST device).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+[ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || need+=(mosquitto)
+command -v fswebcam >/dev/null 2>&1 || need+=(fswebcam)
+
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "test/setup.sh: installing Debian packages: ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "test/setup.sh: missing Debian packages: ${need[*]}" >&2
+    echo "  run as root, or: sudo apt-get install -y ${need[*]}" >&2
+    exit 1
+  fi
+fi
+
+# The Debian mosquitto package starts a system broker on port 1883; tests start their own on
+# free ports, so the system one is left alone.
+node -e 'const [maj, min] = process.versions.node.split(".").map(Number); if (maj < 20 || (maj === 20 && min < 9)) { console.error(`Node >= 20.9 required, found ${process.version}`); process.exit(1); }'
+npm ci --no-audit --no-fund
