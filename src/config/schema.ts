@@ -115,6 +115,12 @@ export const MqttSchema = z
     password: z.string().optional().describe('prefer EDGE_CLASSIFIER__MQTT__PASSWORD over the file'),
     qos: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(1),
     keepalive: z.number().int().min(5).max(3600).default(30),
+    max_queued: z
+      .number()
+      .int()
+      .min(0)
+      .default(1000)
+      .describe('predictions held in memory while the broker is unreachable; newer ones are dropped (and counted) beyond this'),
     embedded: z
       .object({ host: z.string().default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(1883) })
       .strict()
@@ -138,9 +144,12 @@ export const ConfigSchema = z
       .strict()
       .default({ top_k: 5 }),
     log: z
-      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') })
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+        stats_interval: z.number().min(0).default(60).describe('seconds between "stats" log lines with per-camera counters; 0: never'),
+      })
       .strict()
-      .default({ level: 'info' }),
+      .default({ level: 'info', stats_interval: 60 }),
     shutdown_timeout_ms: z.number().int().min(100).max(60_000).default(4_000),
   })
   .strict();

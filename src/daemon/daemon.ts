@@ -124,12 +124,37 @@ export class Daemon {
         logger.error({ camera: cam.id, err: (err as Error).message }, 'camera failed to start');
       }
     }
+    if (config.log.stats_interval > 0) {
+      const ticker = new AbortController();
+      let loop: Promise<void> = Promise.resolve();
+      await this.lifecycle.start({
+        name: 'stats',
+        start: async () => {
+          loop = this.logStats(config.log.stats_interval * 1000, ticker.signal);
+          await Promise.resolve();
+        },
+        stop: async () => {
+          ticker.abort();
+          await loop;
+        },
+      });
+    }
     logger.info({ device: config.device_id, cameras: config.cameras.map((c) => c.id) }, 'daemon started');
   }
 
   async stop(): Promise<void> {
     await this.lifecycle.stopAll();
     this.deps.logger.info({ counters: this.counters() }, 'daemon stopped');
+  }
+
+  /** Per-camera counters (captured, classified, dropped, errors) in the log, periodically. */
+  private async logStats(intervalMs: number, signal: AbortSignal): Promise<void> {
+    const log = this.deps.logger.child({ module: 'stats' });
+    while (!signal.aborted) {
+      await this.deps.clock.sleep(intervalMs, signal);
+      if (signal.aborted) break;
+      log.info({ cameras: this.counters(), mqtt: { connected: this.publisher?.connected ?? false, droppedOffline: this.publisher?.droppedOffline ?? 0 } }, 'stats');
+    }
   }
 
   private statusDetails(): { model: PredictionPayload['model'] | null; execution_provider: string | null; cameras: string[] } {

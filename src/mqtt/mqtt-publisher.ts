@@ -28,6 +28,8 @@ export interface MqttPublisherDeps {
 export class MqttPublisher {
   private client: MqttClient | undefined;
   private topics: Topics | undefined;
+  private queuedOffline = 0;
+  private dropped = 0;
 
   constructor(private readonly deps: MqttPublisherDeps) {}
 
@@ -52,7 +54,8 @@ export class MqttPublisher {
     const client = (this.deps.connect ?? mqttConnect)(url, options);
     this.client = client;
     client.on('connect', () => {
-      logger.info({ url: redact(url) }, 'MQTT connected');
+      logger.info({ url: redact(url), droppedWhileOffline: this.dropped }, 'MQTT connected');
+      this.queuedOffline = 0;
       this.publishStatus('online');
     });
     client.on('reconnect', () => logger.debug('MQTT reconnecting'));
@@ -61,8 +64,22 @@ export class MqttPublisher {
     await Promise.resolve();
   }
 
+  /** Predictions dropped because the broker was unreachable and the offline queue was full. */
+  get droppedOffline(): number {
+    return this.dropped;
+  }
+
   publishPrediction(payload: PredictionPayload): void {
     if (!this.client || !this.topics) return;
+    if (!this.client.connected) {
+      // MQTT.js queues without bound while offline; a day-long outage at 10 fps must not
+      // exhaust a Pi's memory. Beyond the bound, new predictions are dropped and counted.
+      if (this.queuedOffline >= this.deps.config.max_queued) {
+        if (this.dropped++ === 0) this.deps.logger.warn({ max_queued: this.deps.config.max_queued }, 'MQTT offline queue full; dropping predictions');
+        return;
+      }
+      this.queuedOffline++;
+    }
     this.client.publish(this.topics.prediction(payload.camera), JSON.stringify(payload), { qos: this.deps.config.qos }, (err) => {
       if (err) this.deps.logger.warn({ camera: payload.camera, seq: payload.seq, err: err.message }, 'prediction not published');
     });

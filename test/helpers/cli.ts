@@ -47,3 +47,18 @@ export function startCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: 
       .map((l) => JSON.parse(l) as Record<string, unknown>);
   return { proc, stdout: () => out, stderr: () => err, finished, logs };
 }
+
+/** Polls the process's JSON log lines until one satisfies `pred`. */
+export async function waitForLog(
+  started: Started,
+  pred: (line: Record<string, unknown>) => boolean,
+  timeoutMs = 10_000,
+): Promise<Record<string, unknown>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const hit = started.logs().find(pred);
+    if (hit) return hit;
+    if (Date.now() > deadline) throw new Error(`no matching log line within ${timeoutMs} ms; stderr: ${started.stderr()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -3,7 +3,7 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Mosquitto } from '../helpers/mosquitto.js';
 import { MqttCollector } from '../helpers/mqtt-collector.js';
-import { startCli } from '../helpers/cli.js';
+import { startCli, waitForLog } from '../helpers/cli.js';
 import { colourImage, tempDir, writeColourModel } from '../helpers/fixtures.js';
 import { schemaErrors } from '../helpers/schemas.js';
 
@@ -68,7 +68,7 @@ publish: { top_k: 3 }
     try {
       const predTopic = 'ec-test/it-01/shelf/prediction';
       await sub.waitFor((m) => m.filter((x) => x.topic === predTopic).length >= COLOURS.length, 30_000, 'predictions');
-      await sub.waitFor(() => daemon.logs().filter((l) => l.msg === 'frame skipped: cannot decode').length >= 3, 10_000, 'decode errors');
+      await waitForLog(daemon, () => daemon.logs().filter((l) => l.msg === 'frame skipped: cannot decode').length >= 3);
 
       const preds = sub.on(predTopic).map((m) => m.json as Prediction);
       expect(preds.map((p) => p.top[0]?.label)).toEqual(COLOURS);
@@ -137,7 +137,7 @@ publish: { top_k: 3 }
     const cfg = join(dir, 'loop.yaml');
     writeFileSync(
       cfg,
-      `device_id: it-02\nmodel: { path: ${join(dir, 'model/colors.onnx')}, labels: ${join(dir, 'model/colors.labels.txt')}, execution_providers: [cpu] }\ncameras:\n  - id: cam\n    source: { type: directory, path: ${loopDir}, fps: 5, loop: true }\nmqtt: { url: ${broker.url}, base_topic: ec-test }\n`,
+      `device_id: it-02\nmodel: { path: ${join(dir, 'model/colors.onnx')}, labels: ${join(dir, 'model/colors.labels.txt')}, execution_providers: [cpu] }\ncameras:\n  - id: cam\n    source: { type: directory, path: ${loopDir}, fps: 5, loop: true }\nmqtt: { url: ${broker.url}, base_topic: ec-test, max_queued: 2 }\nlog: { stats_interval: 0.5 }\n`,
     );
     const daemon = startCli(['run', '--config', cfg]);
     try {
@@ -153,7 +153,14 @@ publish: { top_k: 3 }
       await sub.waitFor((m) => m.length >= 2, 30_000, 'predictions after outage');
       expect((sub.messages[0]?.json as Prediction).top[0]?.label).toBe('green');
       await sub.close();
-      expect(daemon.logs().some((l) => l.msg === 'MQTT offline; messages are queued until it reconnects')).toBe(true);
+      const logs = daemon.logs();
+      expect(logs.some((l) => l.msg === 'MQTT offline; messages are queued until it reconnects')).toBe(true);
+      // ~7 frames during the outage, at most 2 held: the rest are dropped and counted.
+      expect(logs.filter((l) => l.msg === 'MQTT offline queue full; dropping predictions')).toHaveLength(1);
+      const reconnect = await waitForLog(daemon, (l) => l.msg === 'MQTT connected' && Number(l.droppedWhileOffline) > 0);
+      expect(reconnect.droppedWhileOffline).toBeGreaterThan(0);
+      const stats = (await waitForLog(daemon, (l) => l.msg === 'stats')) as { cameras: Record<string, { captured: number; classified: number }> };
+      expect(stats.cameras.cam?.classified).toBeGreaterThan(0);
     } finally {
       daemon.proc.kill('SIGTERM');
       expect((await daemon.finished).code).toBe(0);
