@@ -1,7 +1,16 @@
 import type { Logger } from '../ops/logger.js';
 import type { Clock } from '../ops/clock.js';
 
-/** One captured image, still encoded (JPEG, PNG, ...): decoding happens in preprocessing. */
+/** Packed 8-bit RGB pixels (3 bytes per pixel, row-major, no padding). */
+export interface RawFormat {
+  width: number;
+  height: number;
+}
+
+/**
+ * One captured image. Usually still encoded (JPEG, PNG, ...; decoded in preprocessing); with
+ * `raw` set, `data` already holds packed RGB24 pixels (e.g. ffmpeg scaling to the model size).
+ */
 export interface Frame {
   camera: string;
   /** Per-camera sequence number, starting at 1, counting every captured frame. */
@@ -11,6 +20,7 @@ export interface Frame {
   /** File name for directory sources, device name for cameras. */
   source: string;
   data: Buffer;
+  raw?: RawFormat;
 }
 
 /** Where a source hands its frames. Implemented by the pipeline. */
@@ -23,6 +33,12 @@ export interface FrameSink {
   captureError(err: Error): void;
   /** The source has nothing more to give (a directory without `loop`). */
   end(): void;
+  /**
+   * The source is restarting its capture (process or connection) after `reason`; `err` says
+   * what went wrong. Counted per camera (reconnects, stalls in the last hour) and shown in
+   * the camera's status. Call captureError first if the failure itself should be reported.
+   */
+  restarting(reason: 'stall' | 'exit' | 'error', err: Error): void;
 }
 
 /** A camera. `start()` returns once capture is running; `stop()` once nothing is left running. */

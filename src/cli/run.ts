@@ -39,6 +39,7 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
     version: ctx.version,
     workerUrl: ctx.workerUrl,
     tmpRoot: ctx.env.TMPDIR ?? tmpdir(),
+    env: ctx.env,
     ...(opts.onPrediction ? { onPrediction: opts.onPrediction } : {}),
   });
   try {

@@ -88,11 +88,105 @@ const SyntheticSource = z
   .strict()
   .describe('generated colour scenes; needs no hardware (the demo uses it)');
 
-export const SourceSchema = z.discriminatedUnion('type', [DirectorySource, WebcamSource, SyntheticSource]);
+// Shared by the long-running process sources (ffmpeg, gst-launch).
+const supervision = {
+  stall_timeout_ms: z
+    .number()
+    .int()
+    .min(500)
+    .default(10_000)
+    .describe('no frame for this long: the process is killed (SIGTERM, then SIGKILL) and restarted'),
+  backoff_initial_ms: z.number().int().min(10).default(1_000).describe('first restart delay; doubles per failure'),
+  backoff_max_ms: z.number().int().min(10).default(30_000).describe('cap of the restart delay (plus up to 20% jitter)'),
+  max_frame_bytes: z
+    .number()
+    .int()
+    .min(1024)
+    .default(16 * 1024 * 1024)
+    .describe('a frame larger than this is garbage: the stream is restarted'),
+};
+
+const FfmpegInput = z.discriminatedUnion('kind', [
+  z
+    .object({
+      kind: z.literal('v4l2'),
+      device: z.string().regex(/^\/dev\/[A-Za-z0-9_./-]+$/, 'a device path such as /dev/video0').default('/dev/video0'),
+      input_format: z.string().regex(/^[a-z0-9_]+$/).optional().describe('e.g. mjpeg or yuyv422 (ffmpeg -input_format)'),
+      width: z.number().int().min(16).max(8192).optional(),
+      height: z.number().int().min(16).max(8192).optional(),
+      framerate: z.number().positive().max(240).optional().describe('capture rate asked of the device'),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal('rtsp'),
+      url: z.string().regex(/^rtsps?:\/\/.+/, 'rtsp://host[:port]/path'),
+      username: z.string().optional(),
+      password: z.string().optional().describe('prefer password_env'),
+      password_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional().describe('environment variable holding the password'),
+      transport: z.enum(['tcp', 'udp']).default('tcp'),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal('http'),
+      url: z.string().regex(/^https?:\/\/.+/, 'http(s)://host[:port]/path'),
+      mode: z.enum(['mjpeg', 'snapshot']).default('mjpeg').describe('multipart MJPEG stream, or a URL returning one JPEG per request'),
+      username: z.string().optional(),
+      password: z.string().optional(),
+      password_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),
+    })
+    .strict(),
+  z.object({ kind: z.literal('file'), path: z.string().min(1), loop: z.boolean().default(true) }).strict(),
+  z
+    .object({ kind: z.literal('lavfi'), graph: z.string().min(1).default('testsrc2=size=640x480:rate=10') })
+    .strict()
+    .describe('an ffmpeg test pattern (lavfi filter graph)'),
+]);
+
+const FfmpegSource = z
+  .object({
+    type: z.literal('ffmpeg'),
+    input: FfmpegInput,
+    fps: fps.default(5),
+    output: z
+      .enum(['auto', 'mjpeg', 'raw'])
+      .default('auto')
+      .describe('raw: ffmpeg scales and crops to the model input (no decode in the daemon); mjpeg: JPEG frames'),
+    ...supervision,
+  })
+  .strict();
+
+const GstreamerSource = z
+  .object({
+    type: z.literal('gstreamer'),
+    pipeline: z.string().min(1).describe('gst-launch-1.0 pipeline ending in "fdsink" (fd=1)'),
+    format: z.enum(['mjpeg', 'raw']).default('mjpeg').describe('what reaches fdsink: JPEG frames (jpegenc) or RGB (video/x-raw,format=RGB)'),
+    width: z.number().int().min(16).max(8192).optional().describe('raw only: frame width'),
+    height: z.number().int().min(16).max(8192).optional().describe('raw only: frame height'),
+    fps: fps.default(5),
+    ...supervision,
+  })
+  .strict()
+  .refine((g) => g.format !== 'raw' || (g.width !== undefined && g.height !== undefined), {
+    message: 'format raw needs width and height',
+    path: ['width'],
+  });
+
+export const SourceSchema = z.discriminatedUnion('type', [
+  DirectorySource,
+  WebcamSource,
+  SyntheticSource,
+  FfmpegSource,
+  GstreamerSource,
+]);
 export type SourceConfig = z.infer<typeof SourceSchema>;
 export type DirectorySourceConfig = z.infer<typeof DirectorySource>;
 export type WebcamSourceConfig = z.infer<typeof WebcamSource>;
 export type SyntheticSourceConfig = z.infer<typeof SyntheticSource>;
+export type FfmpegSourceConfig = z.infer<typeof FfmpegSource>;
+export type FfmpegInputConfig = z.infer<typeof FfmpegInput>;
+export type GstreamerSourceConfig = z.infer<typeof GstreamerSource>;
 
 export const CameraSchema = z
   .object({

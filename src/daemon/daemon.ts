@@ -9,7 +9,7 @@ import { resolvePreprocess } from '../vision/presets.js';
 import { EmbeddedBroker } from '../mqtt/embedded-broker.js';
 import { MqttPublisher } from '../mqtt/mqtt-publisher.js';
 import { ms, type PredictionPayload } from '../mqtt/payloads.js';
-import { createSource } from '../camera/create-source.js';
+import { Cameras } from './cameras.js';
 import { Pipeline, type ClassifiedFrame } from './pipeline.js';
 import { Lifecycle } from './lifecycle.js';
 
@@ -21,6 +21,8 @@ export interface DaemonDeps {
   workerUrl: URL;
   /** Parent of the daemon's scratch directory (webcam shots). */
   tmpRoot: string;
+  /** For credentials referenced by name (password_env). */
+  env: NodeJS.ProcessEnv;
   connectMqtt?: typeof mqttConnect;
   /** Called with every prediction after it was handed to MQTT (the demo prints them). */
   onPrediction?: (payload: PredictionPayload) => void;
@@ -36,6 +38,7 @@ export class Daemon {
   private pipeline: Pipeline | undefined;
   private publisher: MqttPublisher | undefined;
   private broker: EmbeddedBroker | undefined;
+  private cameras: Cameras | undefined;
 
   constructor(private readonly deps: DaemonDeps) {
     this.lifecycle = new Lifecycle(deps.logger.child({ module: 'lifecycle' }));
@@ -56,6 +59,7 @@ export class Daemon {
   async start(): Promise<void> {
     const { config, logger, clock } = this.deps;
     const m = config.model;
+    const spec = resolvePreprocess(m.preset, m.preprocess);
     const classifier = new Classifier({
       logger: logger.child({ module: 'classifier' }),
       clock,
@@ -65,7 +69,7 @@ export class Daemon {
         labelsPath: m.labels,
         name: m.name,
         version: m.version,
-        preprocess: resolvePreprocess(m.preset, m.preprocess),
+        preprocess: spec,
         output: m.output,
         providers: m.execution_providers,
         intraOpThreads: m.intra_op_threads,
@@ -109,21 +113,20 @@ export class Daemon {
 
     const tmpDir = await mkdtemp(join(this.deps.tmpRoot, 'edge-classifier-'));
     this.lifecycle.adopt({ name: 'tmp', start: async () => {}, stop: () => rm(tmpDir, { recursive: true, force: true }) });
-    for (const cam of config.cameras.filter((c) => c.enabled)) {
-      const source = createSource(cam.source, {
-        camera: cam.id,
-        logger: logger.child({ module: 'camera', camera: cam.id }),
-        clock,
-        sink: pipeline.sink(cam.id),
-        tmpDir,
-      });
-      // A camera that fails to start must not stop the daemon or the other cameras.
-      try {
-        await this.lifecycle.start({ name: `camera:${cam.id}`, start: () => source.start(), stop: () => source.stop() });
-      } catch (err) {
-        logger.error({ camera: cam.id, err: (err as Error).message }, 'camera failed to start');
-      }
-    }
+    const cameras = new Cameras({
+      logger,
+      clock,
+      config: config.cameras,
+      deviceId: config.device_id,
+      tmpDir,
+      env: this.deps.env,
+      modelInput: { size: spec.size, resize: spec.resize },
+      slot: (id) => pipeline.sink(id),
+      counters: (id) => pipeline.counters()[id],
+      publishStatus: (_id, payload) => publisher.publishCameraStatus(payload),
+    });
+    this.cameras = cameras;
+    await this.lifecycle.start({ name: 'cameras', start: () => cameras.start(), stop: () => cameras.stop() });
     if (config.log.stats_interval > 0) {
       const ticker = new AbortController();
       let loop: Promise<void> = Promise.resolve();
@@ -153,7 +156,7 @@ export class Daemon {
     while (!signal.aborted) {
       await this.deps.clock.sleep(intervalMs, signal);
       if (signal.aborted) break;
-      log.info({ cameras: this.counters(), mqtt: { connected: this.publisher?.connected ?? false, droppedOffline: this.publisher?.droppedOffline ?? 0 } }, 'stats');
+      log.info({ cameras: this.counters(), health: this.cameras?.health(), mqtt: { connected: this.publisher?.connected ?? false, droppedOffline: this.publisher?.droppedOffline ?? 0 } }, 'stats');
     }
   }
 
@@ -162,7 +165,7 @@ export class Daemon {
     return {
       model: model ? { name: model.name, version: model.version, sha256: model.sha256 } : null,
       execution_provider: model?.provider ?? null,
-      cameras: this.deps.config.cameras.filter((c) => c.enabled).map((c) => c.id),
+      cameras: this.deps.config.cameras.map((c) => c.id),
     };
   }
 

@@ -36,7 +36,8 @@ export class FrameSlots {
 
   constructor(private readonly events: SlotEvents) {}
 
-  sink(camera: string): FrameSink {
+  /** The slot side of a camera's sink (health tracking wraps it, see monitoredSink). */
+  sink(camera: string): Omit<FrameSink, 'restarting'> {
     const slot = this.slotFor(camera);
     return {
       push: (frame) => {

@@ -20,7 +20,7 @@ export interface PipelineDeps {
   logger: Logger;
   clock: Clock;
   classifier: {
-    prepare(data: Buffer): Promise<PreparedTensor>;
+    prepare(data: Buffer, raw?: Frame['raw']): Promise<PreparedTensor>;
     classify(tensor: PreparedTensor, k: number): Promise<Classification>;
   };
   topK: () => number;
@@ -55,7 +55,7 @@ export class Pipeline {
     });
   }
 
-  sink(camera: string): FrameSink {
+  sink(camera: string): Omit<FrameSink, 'restarting'> {
     return this.slots.sink(camera);
   }
 
@@ -116,7 +116,7 @@ export class Pipeline {
     const { data, ...meta } = frame;
     const started = clock.monotonic();
     try {
-      const tensor = await classifier.prepare(data);
+      const tensor = await classifier.prepare(data, frame.raw);
       this.ready = { frame: meta, tensor, preprocessMs: clock.monotonic() - started };
     } catch (err) {
       this.slots.counters(frame.camera).decodeErrors++;

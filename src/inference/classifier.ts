@@ -1,4 +1,5 @@
 import type { Logger } from '../ops/logger.js';
+import type { RawFormat } from '../camera/frame.js';
 import type { Clock } from '../ops/clock.js';
 import type { PreprocessSpec, ExecutionProvider } from '../config/schema.js';
 import { InferenceWorker } from './inference-worker.js';
@@ -46,7 +47,7 @@ export interface Classification {
 export class Classifier {
   private worker: InferenceWorker | undefined;
   private labels: string[] = [];
-  private prep: ((data: Buffer) => Promise<PreparedTensor>) | undefined;
+  private prep: ((data: Buffer, raw?: RawFormat) => Promise<PreparedTensor>) | undefined;
   private active: ActiveModel | undefined;
   private restarting = false;
   private stopped = false;
@@ -78,10 +79,10 @@ export class Classifier {
     }
   }
 
-  /** Decode + resize + normalize one encoded frame (throws FrameDecodeError for bad frames). */
-  prepare(data: Buffer): Promise<PreparedTensor> {
+  /** Decode + resize + normalize one frame (throws FrameDecodeError for bad frames). */
+  prepare(data: Buffer, raw?: RawFormat): Promise<PreparedTensor> {
     if (!this.prep) return Promise.reject(new Error('classifier not started'));
-    return this.prep(data);
+    return this.prep(data, raw);
   }
 
   async classify(tensor: PreparedTensor, k: number): Promise<Classification> {

@@ -3,7 +3,7 @@ import type { Logger } from '../ops/logger.js';
 import type { Clock } from '../ops/clock.js';
 import type { MqttConfig } from '../config/schema.js';
 import { createTopics, type Topics } from './topics.js';
-import type { AvailabilityState, PredictionPayload, StatusPayload } from './payloads.js';
+import type { AvailabilityState, CameraStatusPayload, PredictionPayload, StatusPayload } from './payloads.js';
 
 export interface MqttPublisherDeps {
   logger: Logger;
@@ -29,6 +29,8 @@ export class MqttPublisher {
   private client: MqttClient | undefined;
   private topics: Topics | undefined;
   private queuedOffline = 0;
+  /** Latest retained payload per topic: republished on every (re)connect, since a broker restart may have lost it. */
+  private readonly retained = new Map<string, string>();
   private dropped = 0;
 
   constructor(private readonly deps: MqttPublisherDeps) {}
@@ -57,6 +59,7 @@ export class MqttPublisher {
       logger.info({ url: redact(url), droppedWhileOffline: this.dropped }, 'MQTT connected');
       this.queuedOffline = 0;
       this.publishStatus('online');
+      for (const [topic, payload] of this.retained) this.sendRetained(topic, payload);
     });
     client.on('reconnect', () => logger.debug('MQTT reconnecting'));
     client.on('offline', () => logger.warn({ url: redact(url) }, 'MQTT offline; messages are queued until it reconnects'));
@@ -82,6 +85,21 @@ export class MqttPublisher {
     }
     this.client.publish(this.topics.prediction(payload.camera), JSON.stringify(payload), { qos: this.deps.config.qos }, (err) => {
       if (err) this.deps.logger.warn({ camera: payload.camera, seq: payload.seq, err: err.message }, 'prediction not published');
+    });
+  }
+
+  /** Retained camera state (B/D/CAMERA/status); only the latest matters, so it is not queued offline. */
+  publishCameraStatus(payload: CameraStatusPayload): void {
+    if (!this.topics) return;
+    const topic = this.topics.cameraStatus(payload.camera);
+    const text = JSON.stringify(payload);
+    this.retained.set(topic, text);
+    if (this.client?.connected) this.sendRetained(topic, text);
+  }
+
+  private sendRetained(topic: string, payload: string): void {
+    this.client?.publish(topic, payload, { qos: 1, retain: true }, (err) => {
+      if (err) this.deps.logger.warn({ topic, err: err.message }, 'retained state not published');
     });
   }
 

@@ -37,3 +37,18 @@ export interface StatusPayload {
 export function ms(x: number): number {
   return Math.round(x * 100) / 100;
 }
+
+export interface CameraStatusPayload {
+  v: 1;
+  device: string;
+  camera: string;
+  state: 'online' | 'offline' | 'disabled';
+  since: string;
+  last_error: string | null;
+  /** A replay source (directory without loop) that has finished. */
+  ended: boolean;
+  fps: number;
+  reconnects_last_hour: number;
+  stalls_last_hour: number;
+  frames: { captured: number; classified: number; dropped: number; decode_errors: number; capture_errors: number };
+}

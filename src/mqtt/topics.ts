@@ -2,6 +2,7 @@
 export interface Topics {
   status: string;
   prediction(camera: string): string;
+  cameraStatus(camera: string): string;
 }
 
 export function createTopics(base: string, device: string): Topics {
@@ -9,5 +10,6 @@ export function createTopics(base: string, device: string): Topics {
   return {
     status: `${root}/status`,
     prediction: (camera) => `${root}/${camera}/prediction`,
+    cameraStatus: (camera) => `${root}/${camera}/status`,
   };
 }

@@ -1,6 +1,7 @@
 import sharp, { type Metadata } from 'sharp';
 import type { PreprocessSpec } from '../config/schema.js';
 import { float32ToFloat16Bits } from './float16.js';
+import type { RawFormat } from '../camera/frame.js';
 
 export type InputDType = 'float32' | 'float16' | 'uint8';
 export type TensorData = Float32Array | Uint16Array | Uint8Array;
@@ -35,13 +36,23 @@ function orientedSize(meta: Metadata): { width: number; height: number } {
 export async function decodeAndCrop(
   data: Buffer,
   spec: PreprocessSpec,
+  raw?: RawFormat,
 ): Promise<{ pixels: Buffer; width: number; height: number }> {
   if (data.length === 0) throw new FrameDecodeError('empty frame (0 bytes)');
+  if (raw) {
+    if (data.length !== raw.width * raw.height * 3) {
+      throw new FrameDecodeError(`raw frame has ${data.length} bytes, expected ${raw.width}x${raw.height}x3`);
+    }
+    // Already scaled and cropped to the model input by the source (ffmpeg): nothing to do.
+    if (raw.width === spec.size && raw.height === spec.size) return { pixels: data, ...raw };
+  }
   try {
     // failOn 'error' also rejects truncated files, but tolerates the harmless warnings that
     // many camera JPEGs trigger.
-    const img = sharp(data, { failOn: 'error', limitInputPixels: MAX_INPUT_PIXELS, autoOrient: true });
-    const { width, height } = orientedSize(await img.metadata());
+    const img = raw
+      ? sharp(data, { raw: { width: raw.width, height: raw.height, channels: 3 } })
+      : sharp(data, { failOn: 'error', limitInputPixels: MAX_INPUT_PIXELS, autoOrient: true });
+    const { width, height } = raw ?? orientedSize(await img.metadata());
     if (width <= 0 || height <= 0) throw new FrameDecodeError('image has no dimensions');
     const factor = spec.resize / Math.min(width, height);
     const rw = Math.max(spec.size, Math.round(width * factor));
@@ -105,11 +116,14 @@ export function inputDims(spec: PreprocessSpec): number[] {
 }
 
 /** decodeAndCrop + tensorize, for one model. */
-export function createPreprocessor(spec: PreprocessSpec, dtype: InputDType): (data: Buffer) => Promise<PreparedTensor> {
+export function createPreprocessor(
+  spec: PreprocessSpec,
+  dtype: InputDType,
+): (data: Buffer, raw?: RawFormat) => Promise<PreparedTensor> {
   const tensorize = createTensorizer(spec, dtype);
   const dims = inputDims(spec);
-  return async (data) => {
-    const { pixels, width, height } = await decodeAndCrop(data, spec);
+  return async (data, raw) => {
+    const { pixels, width, height } = await decodeAndCrop(data, spec, raw);
     return { data: tensorize(pixels), dims, width, height };
   };
 }

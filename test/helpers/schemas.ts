@@ -14,4 +14,5 @@ function load(name: string): (data: unknown) => string[] {
 export const schemaErrors = {
   prediction: load('prediction'),
   status: load('status'),
+  cameraStatus: load('camera-status'),
 };

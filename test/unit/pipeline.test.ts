@@ -98,7 +98,7 @@ function setup(): { pipeline: Pipeline; classifier: HandClassifier; clock: Retur
   return { pipeline, classifier, clock, published };
 }
 
-function push(sink: FrameSink, camera: string, seq: number, capturedAt = 49_000): void {
+function push(sink: Pick<FrameSink, 'push'>, camera: string, seq: number, capturedAt = 49_000): void {
   const frame: Frame = { camera, seq, capturedAt, source: `/dev/${camera}`, data: Buffer.from([seq, 0xff]) };
   sink.push(frame);
 }

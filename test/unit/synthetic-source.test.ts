@@ -10,6 +10,7 @@ import { createSystemClock } from '../../src/ops/clock.js';
 class RecordingSink implements FrameSink {
   frames: Frame[] = [];
   errors: Error[] = [];
+  restarting(): void {}
   push(frame: Frame): void {
     this.frames.push(frame);
   }

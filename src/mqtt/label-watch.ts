@@ -1,0 +1,102 @@
+export interface WatchRule {
+  /** Label text as in the labels file, e.g. "tabby, tabby cat". */
+  label: string;
+  /** Topic segment and Home Assistant object id; default: slug of the label. */
+  name?: string | undefined;
+  /** ON while the label's score is at least this. */
+  min_score: number;
+  /** Consecutive frames needed to switch ON, and to switch OFF (debounce). */
+  frames: number;
+  /** Cameras the rule applies to; all when absent. */
+  cameras?: string[] | undefined;
+}
+
+export interface ResolvedRule extends WatchRule {
+  index: number;
+  slug: string;
+}
+
+export interface LabelEvent {
+  camera: string;
+  slug: string;
+  label: string;
+  state: 'ON' | 'OFF';
+  score: number;
+}
+
+/** "tabby, tabby cat" -> "tabby-tabby-cat": safe in topics and Home Assistant ids. */
+export function slugify(label: string): string {
+  const slug = label
+    .toLowerCase()
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '') // combining accents left by NFKD
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '');
+  return slug || 'label';
+}
+
+/** Binds rules to label indices; an unknown label is a configuration error naming the rule. */
+export function resolveRules(rules: WatchRule[], labels: readonly string[]): ResolvedRule[] {
+  return rules.map((rule, i) => {
+    const index = labels.indexOf(rule.label);
+    if (index < 0) {
+      const near = labels.filter((l) => l.toLowerCase().includes(rule.label.toLowerCase())).slice(0, 3);
+      const hint = near.length ? `; did you mean ${near.map((n) => `"${n}"`).join(', ')}?` : '';
+      throw new Error(`watch[${i}].label: "${rule.label}" is not in the labels file${hint}`);
+    }
+    return { ...rule, index, slug: rule.name ? slugify(rule.name) : slugify(rule.label) };
+  });
+}
+
+interface RuleState {
+  on: boolean | undefined;
+  streak: number;
+}
+
+/**
+ * Debounced presence of watched labels per camera: a label switches ON after `frames`
+ * consecutive frames at or above `min_score`, and OFF after `frames` consecutive frames
+ * below it. The first state is reported once it is established either way.
+ */
+export class LabelWatcher {
+  private readonly states = new Map<string, RuleState>();
+
+  constructor(private readonly rules: readonly ResolvedRule[]) {}
+
+  /** Label indices whose scores `update` needs. */
+  get indices(): number[] {
+    return [...new Set(this.rules.map((r) => r.index))];
+  }
+
+  rulesFor(camera: string): ResolvedRule[] {
+    return this.rules.filter((r) => !r.cameras || r.cameras.includes(camera));
+  }
+
+  /** `score(index)` gives this frame's probability of a label. Returns the switches. */
+  update(camera: string, score: (index: number) => number): LabelEvent[] {
+    const events: LabelEvent[] = [];
+    for (const rule of this.rulesFor(camera)) {
+      const key = `${camera}\u0000${rule.slug}`;
+      const st = this.states.get(key) ?? { on: undefined, streak: 0 };
+      const s = score(rule.index);
+      const present = s >= rule.min_score;
+      if (st.on === present) {
+        st.streak = 0;
+      } else {
+        st.streak++;
+        if (st.streak >= rule.frames) {
+          st.on = present;
+          st.streak = 0;
+          events.push({ camera, slug: rule.slug, label: rule.label, state: present ? 'ON' : 'OFF', score: Math.round(s * 1e6) / 1e6 });
+        }
+      }
+      this.states.set(key, st);
+    }
+    return events;
+  }
+
+  /** Current state per camera and slug (undefined until established). */
+  state(camera: string, slug: string): boolean | undefined {
+    return this.states.get(`${camera}\u0000${slug}`)?.on;
+  }
+}
