@@ -71,6 +71,11 @@ export class CameraHealth {
     this.enter('disabled');
   }
 
+  /** Back to "starting" (a paused camera resumed); frames or errors decide what comes next. */
+  restart(): void {
+    this.enter('starting');
+  }
+
   snapshot(): CameraHealthSnapshot {
     const now = this.deps.clock.monotonic();
     this.trim(this.frames, now, this.window);

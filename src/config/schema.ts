@@ -206,7 +206,23 @@ export const MqttSchema = z
     base_topic: z.string().min(1).regex(/^[^#+]+$/, 'no MQTT wildcards').default('edge-classifier'),
     client_id: z.string().min(1).optional().describe('default: edge-classifier-<device_id>'),
     username: z.string().optional(),
-    password: z.string().optional().describe('prefer EDGE_CLASSIFIER__MQTT__PASSWORD over the file'),
+    password: z.string().optional().describe('prefer password_file or EDGE_CLASSIFIER__MQTT__PASSWORD'),
+    password_file: z.string().min(1).optional().describe('file holding the password (e.g. a systemd credential)'),
+    tls: z
+      .object({
+        ca: z.string().min(1).optional().describe('CA certificate file (PEM) to verify the broker'),
+        cert: z.string().min(1).optional().describe('client certificate file (PEM)'),
+        key: z.string().min(1).optional().describe('client private key file (PEM)'),
+        reject_unauthorized: z.boolean().default(true),
+      })
+      .strict()
+      .optional()
+      .describe('used with mqtts:// or wss://'),
+    protocol_version: z
+      .union([z.literal(4), z.literal(5)])
+      .optional()
+      .describe('5 (MQTT v5: message expiry, content type) for external brokers, 4 (3.1.1) for the embedded one'),
+    reconnect_max_ms: z.number().int().min(500).default(30_000).describe('reconnect backoff cap (starts at 1 s, with jitter)'),
     qos: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(1),
     keepalive: z.number().int().min(5).max(3600).default(30),
     max_queued: z
@@ -224,6 +240,51 @@ export const MqttSchema = z
   .strict();
 export type MqttConfig = z.infer<typeof MqttSchema>;
 
+export const OnlyOnChangeSchema = z
+  .object({
+    hysteresis: z.number().min(0).max(1).default(0.1).describe('publish when the top-1 score moves by more than this'),
+    heartbeat: z.number().positive().default(60).describe('seconds: publish at least this often anyway'),
+  })
+  .strict();
+
+export const PublishSchema = z
+  .object({
+    top_k: z.number().int().min(1).max(100).default(5),
+    min_score: z.number().min(0).max(1).default(0).describe('labels below this score are left out of "top"'),
+    only_on_change: z
+      .union([z.literal(false), OnlyOnChangeSchema])
+      .default(false)
+      .describe('false: every frame; otherwise on top-1 change, score move beyond hysteresis, or heartbeat'),
+    expiry: z.number().int().min(0).default(0).describe('MQTT v5 message expiry of predictions, seconds; 0: none'),
+  })
+  .strict();
+export type PublishConfig = z.infer<typeof PublishSchema>;
+
+export const WatchSchema = z
+  .object({
+    label: z.string().min(1).describe('exactly as in the labels file, e.g. "tabby, tabby cat"'),
+    name: z.string().min(1).optional().describe('topic segment / entity name; default: slug of the label'),
+    min_score: z.number().min(0).max(1).default(0.5),
+    frames: z.number().int().min(1).max(1000).default(3).describe('consecutive frames to switch ON, and OFF'),
+    cameras: z.array(slug).min(1).optional().describe('default: every camera'),
+  })
+  .strict();
+
+export const HomeAssistantSchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    discovery_prefix: z.string().min(1).default('homeassistant'),
+    birth_topic: z.string().min(1).default('homeassistant/status'),
+  })
+  .strict();
+
+export const CommandsSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    max_payload_bytes: z.number().int().min(64).max(1_048_576).default(16_384),
+  })
+  .strict();
+
 export const ConfigSchema = z
   .object({
     device_id: slug.default(() => hostname().replace(/[^a-z0-9_-]/gi, '-')),
@@ -233,17 +294,24 @@ export const ConfigSchema = z
       .min(1)
       .refine((cams) => new Set(cams.map((c) => c.id)).size === cams.length, 'camera ids must be unique'),
     mqtt: MqttSchema.default(() => MqttSchema.parse({})),
-    publish: z
-      .object({ top_k: z.number().int().min(1).max(100).default(5) })
-      .strict()
-      .default({ top_k: 5 }),
+    publish: PublishSchema.default(() => PublishSchema.parse({})),
+    watch: z.array(WatchSchema).default([]).describe('labels whose presence is published as ON/OFF events'),
+    homeassistant: HomeAssistantSchema.default(() => HomeAssistantSchema.parse({})),
+    commands: CommandsSchema.default(() => CommandsSchema.parse({})),
+    stats_interval: z
+      .number()
+      .min(0)
+      .default(60)
+      .describe('seconds between B/D/stats messages and "stats" log lines; 0: never'),
+    state_dir: z
+      .string()
+      .min(1)
+      .default('/var/lib/edge-classifier')
+      .describe('persistent state: runtime settings changed over MQTT, the offline queue, installed models'),
     log: z
-      .object({
-        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
-        stats_interval: z.number().min(0).default(60).describe('seconds between "stats" log lines with per-camera counters; 0: never'),
-      })
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') })
       .strict()
-      .default({ level: 'info', stats_interval: 60 }),
+      .default({ level: 'info' }),
     shutdown_timeout_ms: z.number().int().min(100).max(60_000).default(4_000),
   })
   .strict();

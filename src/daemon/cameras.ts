@@ -1,7 +1,7 @@
 import type { Logger } from '../ops/logger.js';
 import type { Clock } from '../ops/clock.js';
 import type { CameraConfig, PreprocessSpec } from '../config/schema.js';
-import type { FrameSink, FrameSource } from '../camera/frame.js';
+import type { Frame, FrameSink, FrameSource } from '../camera/frame.js';
 import { CameraHealth, monitoredSink, type CameraHealthSnapshot } from '../camera/camera-health.js';
 import { createSource } from '../camera/create-source.js';
 import type { CameraCounters } from './frame-slots.js';
@@ -24,9 +24,12 @@ export interface CamerasDeps {
 }
 
 interface Camera {
+  config: CameraConfig;
   id: string;
   health: CameraHealth;
   source: FrameSource | undefined;
+  paused: boolean;
+  latest: Frame | undefined;
 }
 
 /**
@@ -39,32 +42,76 @@ export class Cameras {
   constructor(private readonly deps: CamerasDeps) {}
 
   async start(): Promise<void> {
-    const { config, logger, clock } = this.deps;
-    for (const cam of config) {
-      const health = new CameraHealth({ clock, onChange: (snap) => this.changed(cam.id, snap) });
-      const camera: Camera = { id: cam.id, health, source: undefined };
+    for (const cam of this.deps.config) {
+      const health = new CameraHealth({ clock: this.deps.clock, onChange: () => this.changed(camera) });
+      const camera: Camera = { config: cam, id: cam.id, health, source: undefined, paused: false, latest: undefined };
       this.cameras.push(camera);
-      if (!cam.enabled) {
-        health.disabled();
-        continue;
-      }
-      const log = logger.child({ module: 'camera', camera: cam.id });
-      try {
-        camera.source = createSource(cam.source, {
-          camera: cam.id,
-          logger: log,
-          clock,
-          sink: monitoredSink(this.deps.slot(cam.id), health),
-          tmpDir: this.deps.tmpDir,
-          env: this.deps.env,
-          modelInput: this.deps.modelInput,
-        });
-        await camera.source.start();
-      } catch (err) {
-        // Sources retry in the background; a throw here is a setup error for this camera only.
-        health.error(err as Error);
-        log.error({ err: (err as Error).message }, 'camera failed to start');
-      }
+      if (cam.enabled) await this.startSource(camera);
+      else health.disabled();
+    }
+  }
+
+  /** The most recent frame of a camera (for snapshots); undefined before the first one. */
+  latest(camera: string): Frame | undefined {
+    return this.find(camera).latest;
+  }
+
+  ids(): string[] {
+    return this.cameras.map((c) => c.id);
+  }
+
+  /** Stops a camera's capture (no CPU spent on it) until `resume`. */
+  async pause(id: string): Promise<void> {
+    const camera = this.find(id);
+    if (!camera.config.enabled) throw new Error(`camera ${id} is disabled in the config`);
+    if (camera.paused) return;
+    camera.paused = true;
+    const source = camera.source;
+    camera.source = undefined;
+    await source?.stop();
+    camera.health.disabled();
+  }
+
+  async resume(id: string): Promise<void> {
+    const camera = this.find(id);
+    if (!camera.config.enabled) throw new Error(`camera ${id} is disabled in the config`);
+    if (!camera.paused) return;
+    camera.paused = false;
+    camera.health.restart();
+    await this.startSource(camera);
+  }
+
+  private find(id: string): Camera {
+    const camera = this.cameras.find((c) => c.id === id);
+    if (!camera) throw new Error(`unknown camera "${id}"; cameras: ${this.ids().join(', ')}`);
+    return camera;
+  }
+
+  private async startSource(camera: Camera): Promise<void> {
+    const { logger, clock } = this.deps;
+    const log = logger.child({ module: 'camera', camera: camera.id });
+    const monitored = monitoredSink(this.deps.slot(camera.id), camera.health);
+    try {
+      camera.source = createSource(camera.config.source, {
+        camera: camera.id,
+        logger: log,
+        clock,
+        sink: {
+          ...monitored,
+          push: (frame) => {
+            camera.latest = frame;
+            monitored.push(frame);
+          },
+        },
+        tmpDir: this.deps.tmpDir,
+        env: this.deps.env,
+        modelInput: this.deps.modelInput,
+      });
+      await camera.source.start();
+    } catch (err) {
+      // Sources retry in the background; a throw here is a setup error for this camera only.
+      camera.health.error(err as Error);
+      log.error({ err: (err as Error).message }, 'camera failed to start');
     }
   }
 
@@ -85,12 +132,14 @@ export class Cameras {
     return Object.fromEntries(this.cameras.map((c) => [c.id, c.health.snapshot()]));
   }
 
-  statusPayload(camera: string, snap: CameraHealthSnapshot): CameraStatusPayload {
-    const counters = this.deps.counters(camera);
+  statusPayload(camera: Camera): CameraStatusPayload {
+    const snap = camera.health.snapshot();
+    const counters = this.deps.counters(camera.id);
     return {
       v: 1,
       device: this.deps.deviceId,
-      camera,
+      camera: camera.id,
+      paused: camera.paused,
       // Subscribers get three states; "starting" and a finished replay are not online.
       state: snap.state === 'online' ? 'online' : snap.state === 'disabled' ? 'disabled' : 'offline',
       since: new Date(snap.since).toISOString(),
@@ -109,10 +158,11 @@ export class Cameras {
     };
   }
 
-  private changed(camera: string, snap: CameraHealthSnapshot): void {
-    const log = this.deps.logger.child({ module: 'camera', camera });
-    if (snap.state === 'online') log.info('camera online');
-    else if (snap.state === 'offline') log.warn({ err: snap.lastError }, 'camera offline');
-    this.deps.publishStatus(camera, this.statusPayload(camera, snap));
+  private changed(camera: Camera): void {
+    const payload = this.statusPayload(camera);
+    const log = this.deps.logger.child({ module: 'camera', camera: camera.id });
+    if (payload.state === 'online') log.info('camera online');
+    else if (payload.state === 'offline' && !payload.ended) log.warn({ err: payload.last_error }, 'camera offline');
+    this.deps.publishStatus(camera.id, payload);
   }
 }

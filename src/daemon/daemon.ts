@@ -1,16 +1,25 @@
 import { join } from 'node:path';
 import { mkdtemp, rm } from 'node:fs/promises';
+import type { connect as mqttConnect } from 'mqtt';
 import type { Logger } from '../ops/logger.js';
 import type { Clock } from '../ops/clock.js';
 import type { Config } from '../config/schema.js';
-import type { connect as mqttConnect } from 'mqtt';
+import { ConfigError } from '../config/load.js';
+import { RuntimeSettings } from '../config/runtime-settings.js';
 import { Classifier, type ActiveModel } from '../inference/classifier.js';
 import { resolvePreprocess } from '../vision/presets.js';
 import { EmbeddedBroker } from '../mqtt/embedded-broker.js';
 import { MqttPublisher } from '../mqtt/mqtt-publisher.js';
-import { ms, type PredictionPayload } from '../mqtt/payloads.js';
+import { HomeAssistant } from '../mqtt/home-assistant.js';
+import { CommandServer } from '../mqtt/commands/command-server.js';
+import { LabelWatcher, resolveRules } from '../mqtt/label-watch.js';
+import type { ModelRef, PredictionPayload } from '../mqtt/payloads.js';
+import { LatencyWindow } from '../ops/latency-window.js';
+import { Pipeline } from './pipeline.js';
 import { Cameras } from './cameras.js';
-import { Pipeline, type ClassifiedFrame } from './pipeline.js';
+import { PredictionRouter } from './prediction-router.js';
+import { daemonCommands } from './daemon-commands.js';
+import { StatsTicker } from './stats-ticker.js';
 import { Lifecycle } from './lifecycle.js';
 
 export interface DaemonDeps {
@@ -24,21 +33,20 @@ export interface DaemonDeps {
   /** For credentials referenced by name (password_env). */
   env: NodeJS.ProcessEnv;
   connectMqtt?: typeof mqttConnect;
-  /** Called with every prediction after it was handed to MQTT (the demo prints them). */
+  /** Called with every published prediction (the demo prints them). */
   onPrediction?: (payload: PredictionPayload) => void;
 }
 
 /**
- * The composition root: builds sources -> pipeline (preprocessing) -> inference worker ->
- * MQTT publisher, starts them in dependency order and stops them in reverse.
+ * The composition root: sources -> pipeline (preprocessing) -> inference worker -> MQTT, with
+ * Home Assistant discovery, commands and stats beside them. Parts start in dependency order
+ * and stop in reverse, each stop in its own try/catch (Lifecycle).
  */
 export class Daemon {
   private readonly lifecycle: Lifecycle;
   private classifier: Classifier | undefined;
-  private pipeline: Pipeline | undefined;
-  private publisher: MqttPublisher | undefined;
-  private broker: EmbeddedBroker | undefined;
   private cameras: Cameras | undefined;
+  private broker: EmbeddedBroker | undefined;
 
   constructor(private readonly deps: DaemonDeps) {
     this.lifecycle = new Lifecycle(deps.logger.child({ module: 'lifecycle' }));
@@ -52,16 +60,15 @@ export class Daemon {
     return this.broker?.url;
   }
 
-  counters(): ReturnType<Pipeline['counters']> {
-    return this.pipeline?.counters() ?? {};
-  }
-
   async start(): Promise<void> {
     const { config, logger, clock } = this.deps;
+    const child = (module: string): Logger => logger.child({ module });
     const m = config.model;
     const spec = resolvePreprocess(m.preset, m.preprocess);
+
+    // The model first: a broken model is a startup error, before anything is announced.
     const classifier = new Classifier({
-      logger: logger.child({ module: 'classifier' }),
+      logger: child('classifier'),
       clock,
       workerUrl: this.deps.workerUrl,
       config: {
@@ -77,42 +84,69 @@ export class Daemon {
       },
     });
     this.classifier = classifier;
-    // The model first: a broken model is a startup error, before anything is announced.
     await this.lifecycle.start({ name: 'classifier', start: () => classifier.start(), stop: () => classifier.stop() });
+    const watcher = this.watcher(classifier.labelList);
+
+    const settings = new RuntimeSettings({ logger: child('settings'), base: config.publish, file: join(config.state_dir, 'runtime.json') });
+    await this.lifecycle.start({ name: 'settings', start: () => settings.start(), stop: () => settings.stop() });
 
     let url = config.mqtt.url;
     if (url === 'embedded') {
-      const broker = new EmbeddedBroker({ logger: logger.child({ module: 'broker' }), config: config.mqtt.embedded });
+      const broker = new EmbeddedBroker({ logger: child('broker'), config: config.mqtt.embedded });
       this.broker = broker;
       await this.lifecycle.start({ name: 'broker', start: () => broker.start(), stop: () => broker.stop() });
       url = broker.url;
     }
 
-    const publisher = new MqttPublisher({
-      logger: logger.child({ module: 'mqtt' }),
+    const mqtt = new MqttPublisher({
+      logger: child('mqtt'),
       clock,
       config: config.mqtt,
       deviceId: config.device_id,
       url,
+      embedded: this.broker !== undefined,
       version: this.deps.version,
-      statusDetails: () => this.statusDetails(),
+      statusDetails: () => ({ model: this.modelRef() ?? null, execution_provider: classifier.model?.provider ?? null, cameras: config.cameras.map((c) => c.id) }),
+      predictionExpiry: () => settings.get().expiry,
       ...(this.deps.connectMqtt ? { connect: this.deps.connectMqtt } : {}),
     });
-    this.publisher = publisher;
-    await this.lifecycle.start({ name: 'mqtt', start: () => publisher.start(), stop: () => publisher.stop() });
+    await this.lifecycle.start({ name: 'mqtt', start: () => mqtt.start(), stop: () => mqtt.stop() });
 
+    const router = new PredictionRouter({
+      clock,
+      deviceId: config.device_id,
+      settings: () => settings.get(),
+      watcher,
+      model: () => this.modelRef(),
+      publishPrediction: (p) => {
+        mqtt.publishPrediction(p);
+        this.deps.onPrediction?.(p);
+      },
+      publishLabel: (e) => mqtt.publishLabelEvent(e),
+    });
+    const inference = new LatencyWindow();
     const pipeline = new Pipeline({
-      logger: logger.child({ module: 'pipeline' }),
+      logger: child('pipeline'),
       clock,
       classifier,
-      topK: () => config.publish.top_k,
-      publish: (r) => this.publish(r),
+      topK: () => settings.get().top_k,
+      watch: () => watcher.indices,
+      publish: (r) => {
+        inference.add(r.latency.inference);
+        router.handle(r);
+      },
     });
-    this.pipeline = pipeline;
-    await this.lifecycle.start({ name: 'pipeline', start: () => pipeline.start(), stop: () => pipeline.stop() });
+    await this.lifecycle.start({
+      name: 'pipeline',
+      start: () => pipeline.start(),
+      stop: async () => {
+        await pipeline.stop();
+        router.cancelWaiters();
+      },
+    });
 
     const tmpDir = await mkdtemp(join(this.deps.tmpRoot, 'edge-classifier-'));
-    this.lifecycle.adopt({ name: 'tmp', start: async () => {}, stop: () => rm(tmpDir, { recursive: true, force: true }) });
+    this.lifecycle.adopt({ name: 'tmp', start: () => Promise.resolve(), stop: () => rm(tmpDir, { recursive: true, force: true }) });
     const cameras = new Cameras({
       logger,
       clock,
@@ -123,67 +157,66 @@ export class Daemon {
       modelInput: { size: spec.size, resize: spec.resize },
       slot: (id) => pipeline.sink(id),
       counters: (id) => pipeline.counters()[id],
-      publishStatus: (_id, payload) => publisher.publishCameraStatus(payload),
+      publishStatus: (_id, payload) => mqtt.publishCameraStatus(payload),
     });
     this.cameras = cameras;
     await this.lifecycle.start({ name: 'cameras', start: () => cameras.start(), stop: () => cameras.stop() });
-    if (config.log.stats_interval > 0) {
-      const ticker = new AbortController();
-      let loop: Promise<void> = Promise.resolve();
-      await this.lifecycle.start({
-        name: 'stats',
-        start: async () => {
-          loop = this.logStats(config.log.stats_interval * 1000, ticker.signal);
-          await Promise.resolve();
-        },
-        stop: async () => {
-          ticker.abort();
-          await loop;
-        },
+
+    if (config.homeassistant.enabled) {
+      const ha = new HomeAssistant({
+        logger: child('homeassistant'),
+        clock,
+        config: config.homeassistant,
+        mqtt,
+        context: () => ({ deviceId: config.device_id, version: this.deps.version, topics: mqtt.topics, cameras: cameras.ids(), rulesFor: (c) => watcher.rulesFor(c) }),
       });
+      await this.lifecycle.start({ name: 'homeassistant', start: () => ha.start(), stop: () => ha.stop() });
+    }
+    if (config.commands.enabled) {
+      const commands = new CommandServer({
+        logger: child('commands'),
+        config: config.commands,
+        mqtt,
+        commands: daemonCommands({ cameras, router, settings, mqtt }),
+      });
+      await this.lifecycle.start({ name: 'commands', start: () => commands.start(), stop: () => commands.stop() });
+    }
+    if (config.stats_interval > 0) {
+      const stats = new StatsTicker({
+        logger: child('stats'),
+        clock,
+        intervalMs: config.stats_interval * 1000,
+        deviceId: config.device_id,
+        collect: () => ({
+          health: cameras.health(),
+          counters: pipeline.counters(),
+          inference: { p50: inference.percentile(50), p95: inference.percentile(95), samples: inference.count },
+          mqtt: { connected: mqtt.connected, queued: mqtt.queued, sent: mqtt.sent, dropped: mqtt.droppedOffline },
+          model: this.modelRef() ?? null,
+        }),
+        publish: (payload) => mqtt.publish(mqtt.topics.stats, JSON.stringify(payload), { qos: 0 }),
+      });
+      await this.lifecycle.start({ name: 'stats', start: () => stats.start(), stop: () => stats.stop() });
     }
     logger.info({ device: config.device_id, cameras: config.cameras.map((c) => c.id) }, 'daemon started');
   }
 
   async stop(): Promise<void> {
     await this.lifecycle.stopAll();
-    this.deps.logger.info({ counters: this.counters() }, 'daemon stopped');
+    this.deps.logger.info('daemon stopped');
   }
 
-  /** Per-camera counters (captured, classified, dropped, errors) in the log, periodically. */
-  private async logStats(intervalMs: number, signal: AbortSignal): Promise<void> {
-    const log = this.deps.logger.child({ module: 'stats' });
-    while (!signal.aborted) {
-      await this.deps.clock.sleep(intervalMs, signal);
-      if (signal.aborted) break;
-      log.info({ cameras: this.counters(), health: this.cameras?.health(), mqtt: { connected: this.publisher?.connected ?? false, droppedOffline: this.publisher?.droppedOffline ?? 0 } }, 'stats');
+  /** Watch rules bound to the model's labels; an unknown label is a configuration error. */
+  private watcher(labels: readonly string[]): LabelWatcher {
+    try {
+      return new LabelWatcher(resolveRules(this.deps.config.watch, labels));
+    } catch (err) {
+      throw new ConfigError('config', [(err as Error).message]);
     }
   }
 
-  private statusDetails(): { model: PredictionPayload['model'] | null; execution_provider: string | null; cameras: string[] } {
+  private modelRef(): ModelRef | undefined {
     const model = this.classifier?.model;
-    return {
-      model: model ? { name: model.name, version: model.version, sha256: model.sha256 } : null,
-      execution_provider: model?.provider ?? null,
-      cameras: this.deps.config.cameras.map((c) => c.id),
-    };
-  }
-
-  private publish(r: ClassifiedFrame): void {
-    const model = this.classifier?.model;
-    if (!model) return;
-    const payload: PredictionPayload = {
-      v: 1,
-      device: this.deps.config.device_id,
-      camera: r.frame.camera,
-      seq: r.frame.seq,
-      ts: new Date(r.frame.capturedAt).toISOString(),
-      frame: { source: r.frame.source, width: r.width, height: r.height },
-      model: { name: model.name, version: model.version, sha256: model.sha256 },
-      top: r.top,
-      latency_ms: { preprocess: ms(r.latency.preprocess), inference: ms(r.latency.inference), total: ms(r.latency.total) },
-    };
-    this.publisher?.publishPrediction(payload);
-    this.deps.onPrediction?.(payload);
+    return model ? { name: model.name, version: model.version, sha256: model.sha256 } : undefined;
   }
 }

@@ -13,6 +13,8 @@ export interface ClassifiedFrame {
   width: number;
   height: number;
   top: Scored[];
+  /** Probabilities of the watched label indices, in the order `watch()` gave them. */
+  scores: number[];
   latency: { preprocess: number; inference: number; total: number };
 }
 
@@ -21,9 +23,11 @@ export interface PipelineDeps {
   clock: Clock;
   classifier: {
     prepare(data: Buffer, raw?: Frame['raw']): Promise<PreparedTensor>;
-    classify(tensor: PreparedTensor, k: number): Promise<Classification>;
+    classify(tensor: PreparedTensor, k: number, watch?: readonly number[]): Promise<Classification>;
   };
   topK: () => number;
+  /** Label indices whose probabilities every result must carry (watch rules). */
+  watch?: () => readonly number[];
   publish: (result: ClassifiedFrame) => void;
 }
 
@@ -131,13 +135,14 @@ export class Pipeline {
     const { clock, classifier, logger } = this.deps;
     const { frame, tensor, preprocessMs } = ready;
     try {
-      const { top, inferenceMs } = await classifier.classify(tensor, this.deps.topK());
+      const { top, inferenceMs, scores } = await classifier.classify(tensor, this.deps.topK(), this.deps.watch?.() ?? []);
       this.slots.counters(frame.camera).classified++;
       this.deps.publish({
         frame,
         width: tensor.width,
         height: tensor.height,
         top,
+        scores,
         latency: { preprocess: preprocessMs, inference: inferenceMs, total: clock.now() - frame.capturedAt },
       });
     } catch (err) {

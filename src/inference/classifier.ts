@@ -37,6 +37,8 @@ export interface ActiveModel extends ModelIdentity {
 export interface Classification {
   top: Scored[];
   inferenceMs: number;
+  /** Probabilities of the requested label indices (watch rules), in request order. */
+  scores: number[];
 }
 
 /**
@@ -85,11 +87,16 @@ export class Classifier {
     return this.prep(data, raw);
   }
 
-  async classify(tensor: PreparedTensor, k: number): Promise<Classification> {
+  async classify(tensor: PreparedTensor, k: number, watch: readonly number[] = []): Promise<Classification> {
     if (!this.worker) throw new Error('classifier not started');
     const { output, inferenceMs } = await this.worker.run(tensor.data, tensor.dims);
     const probs = toProbabilities(output, this.deps.config.output);
-    return { top: topK(probs, k, this.labels), inferenceMs };
+    return { top: topK(probs, k, this.labels), inferenceMs, scores: watch.map((i) => probs[i] ?? 0) };
+  }
+
+  /** The labels, in class order (for watch rules). */
+  get labelList(): readonly string[] {
+    return this.labels;
   }
 
   async stop(): Promise<void> {

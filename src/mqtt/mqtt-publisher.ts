@@ -1,9 +1,12 @@
-import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt';
+import { connect as mqttConnect, type IClientPublishOptions, type MqttClient } from 'mqtt';
 import type { Logger } from '../ops/logger.js';
 import type { Clock } from '../ops/clock.js';
 import type { MqttConfig } from '../config/schema.js';
 import { createTopics, type Topics } from './topics.js';
+import { topicMatches } from './topic-match.js';
+import { clientOptions, reconnectDelay, redactUrl } from './client-options.js';
 import type { AvailabilityState, CameraStatusPayload, PredictionPayload, StatusPayload } from './payloads.js';
+import type { LabelEvent } from './label-watch.js';
 
 export interface MqttPublisherDeps {
   logger: Logger;
@@ -12,26 +15,35 @@ export interface MqttPublisherDeps {
   deviceId: string;
   /** The broker URL to use (the embedded broker's when config.url is "embedded"). */
   url: string;
+  embedded: boolean;
   /** The daemon's version, in every status message (including the last will). */
   version: string;
   /** Current model/provider/cameras, read on every (re)connect. */
   statusDetails: () => Omit<StatusPayload, 'v' | 'state' | 'device' | 'version' | 'ts'>;
+  /** MQTT v5 message expiry for predictions, seconds (0: none). */
+  predictionExpiry: () => number;
   /** MQTT.js's connect, injectable like its own stores and timers. */
   connect?: typeof mqttConnect;
 }
 
+type Handler = (topic: string, payload: Buffer) => void;
+
 /**
- * The daemon's MQTT side: retained availability (`online` on every connect, `offline` as last
- * will, `stopped` on clean exit) and predictions. Never blocks startup on the broker: MQTT.js
- * reconnects by itself and queues messages while offline.
+ * The daemon's MQTT connection: availability (`online` on every connect, `offline` as last
+ * will, `stopped` on clean exit), retained state republished on every reconnect (a broker
+ * restart may have lost it), predictions with a bounded offline queue, and subscriptions.
+ * Never blocks startup on the broker.
  */
 export class MqttPublisher {
   private client: MqttClient | undefined;
-  private topics: Topics | undefined;
+  private topicSet: Topics | undefined;
   private queuedOffline = 0;
-  /** Latest retained payload per topic: republished on every (re)connect, since a broker restart may have lost it. */
-  private readonly retained = new Map<string, string>();
   private dropped = 0;
+  private sentCount = 0;
+  private attempt = 0;
+  private readonly retained = new Map<string, string>();
+  private readonly handlers: { filter: string; handler: Handler }[] = [];
+  private readonly connectListeners: (() => void)[] = [];
 
   constructor(private readonly deps: MqttPublisherDeps) {}
 
@@ -39,32 +51,9 @@ export class MqttPublisher {
     return this.client?.connected ?? false;
   }
 
-  async start(): Promise<void> {
-    const { config, deviceId, url, logger } = this.deps;
-    const topics = createTopics(config.base_topic, deviceId);
-    this.topics = topics;
-    const options: IClientOptions = {
-      clientId: config.client_id ?? `edge-classifier-${deviceId}`,
-      keepalive: config.keepalive,
-      reconnectPeriod: 2_000,
-      connectTimeout: 10_000,
-      clean: true,
-      will: { topic: topics.status, payload: Buffer.from(JSON.stringify(this.status('offline', false))), qos: 1, retain: true },
-      ...(config.username !== undefined ? { username: config.username } : {}),
-      ...(config.password !== undefined ? { password: config.password } : {}),
-    };
-    const client = (this.deps.connect ?? mqttConnect)(url, options);
-    this.client = client;
-    client.on('connect', () => {
-      logger.info({ url: redact(url), droppedWhileOffline: this.dropped }, 'MQTT connected');
-      this.queuedOffline = 0;
-      this.publishStatus('online');
-      for (const [topic, payload] of this.retained) this.sendRetained(topic, payload);
-    });
-    client.on('reconnect', () => logger.debug('MQTT reconnecting'));
-    client.on('offline', () => logger.warn({ url: redact(url) }, 'MQTT offline; messages are queued until it reconnects'));
-    client.on('error', (err) => logger.error({ err: err.message }, 'MQTT error'));
-    await Promise.resolve();
+  get topics(): Topics {
+    this.topicSet ??= createTopics(this.deps.config.base_topic, this.deps.deviceId);
+    return this.topicSet;
   }
 
   /** Predictions dropped because the broker was unreachable and the offline queue was full. */
@@ -72,57 +61,145 @@ export class MqttPublisher {
     return this.dropped;
   }
 
+  /** Messages the broker acknowledged (QoS 1/2) or that were written (QoS 0). */
+  get sent(): number {
+    return this.sentCount;
+  }
+
+  get queued(): number {
+    return this.queuedOffline;
+  }
+
+  async start(): Promise<void> {
+    const { config, deviceId, url, logger } = this.deps;
+    const options = {
+      ...clientOptions(config, deviceId, this.deps.embedded),
+      reconnectPeriod: 1_000,
+      will: { topic: this.topics.status, payload: Buffer.from(JSON.stringify(this.status('offline', false))), qos: 1 as const, retain: true },
+    };
+    const client = (this.deps.connect ?? mqttConnect)(url, options);
+    this.client = client;
+    client.on('connect', () => {
+      this.attempt = 0;
+      client.options.reconnectPeriod = 1_000;
+      logger.info({ url: redactUrl(url), droppedWhileOffline: this.dropped }, 'MQTT connected');
+      this.queuedOffline = 0;
+      this.republish();
+      for (const listener of this.connectListeners) this.safely(listener);
+    });
+    // MQTT.js reads reconnectPeriod each time it schedules a reconnect: back off with jitter.
+    client.on('close', () => {
+      client.options.reconnectPeriod = reconnectDelay(this.attempt++, config.reconnect_max_ms);
+    });
+    client.on('offline', () => logger.warn({ url: redactUrl(url) }, 'MQTT offline; messages are queued until it reconnects'));
+    client.on('error', (err) => logger.error({ err: err.message, code: (err as { code?: unknown }).code }, 'MQTT error'));
+    client.on('message', (topic, payload) => {
+      for (const h of this.handlers) if (topicMatches(h.filter, topic)) this.safely(() => h.handler(topic, payload));
+    });
+    await Promise.resolve();
+  }
+
+  /** Availability and every retained state again (Home Assistant's birth message asks for it). */
+  republish(): void {
+    if (!this.connected) return;
+    this.publishStatus('online');
+    for (const [topic, payload] of this.retained) this.send(topic, payload, { qos: 1, retain: true });
+  }
+
+  /** Runs `listener` after every (re)connect, after availability and retained state went out. */
+  onConnect(listener: () => void): void {
+    this.connectListeners.push(listener);
+  }
+
+  /** Subscribes (MQTT.js resubscribes after reconnects); messages go to `handler`, which must not throw. */
+  subscribe(filter: string, handler: Handler, qos: 0 | 1 = 1): void {
+    this.handlers.push({ filter, handler });
+    this.client?.subscribe(filter, { qos }, (err) => {
+      if (err) this.deps.logger.error({ filter, err: err.message }, 'MQTT subscribe failed (broker ACL?)');
+    });
+  }
+
+  unsubscribe(filter: string): void {
+    const i = this.handlers.findIndex((h) => h.filter === filter);
+    if (i >= 0) this.handlers.splice(i, 1);
+    this.client?.unsubscribe(filter);
+  }
+
   publishPrediction(payload: PredictionPayload): void {
-    if (!this.client || !this.topics) return;
-    if (!this.client.connected) {
-      // MQTT.js queues without bound while offline; a day-long outage at 10 fps must not
-      // exhaust a Pi's memory. Beyond the bound, new predictions are dropped and counted.
-      if (this.queuedOffline >= this.deps.config.max_queued) {
-        if (this.dropped++ === 0) this.deps.logger.warn({ max_queued: this.deps.config.max_queued }, 'MQTT offline queue full; dropping predictions');
-        return;
-      }
-      this.queuedOffline++;
-    }
-    this.client.publish(this.topics.prediction(payload.camera), JSON.stringify(payload), { qos: this.deps.config.qos }, (err) => {
-      if (err) this.deps.logger.warn({ camera: payload.camera, seq: payload.seq, err: err.message }, 'prediction not published');
+    if (!this.admitWhileOffline()) return;
+    const expiry = this.deps.predictionExpiry();
+    this.send(this.topics.prediction(payload.camera), JSON.stringify(payload), {
+      qos: this.deps.config.qos,
+      ...(expiry > 0 ? { properties: { messageExpiryInterval: expiry } } : {}),
     });
   }
 
-  /** Retained camera state (B/D/CAMERA/status); only the latest matters, so it is not queued offline. */
+  publishLabelEvent(e: LabelEvent): void {
+    const payload = { v: 1, camera: e.camera, label: e.label, state: e.state, score: e.score, ts: new Date(this.deps.clock.now()).toISOString() };
+    this.retain(this.topics.label(e.camera, e.slug), JSON.stringify(payload));
+  }
+
   publishCameraStatus(payload: CameraStatusPayload): void {
-    if (!this.topics) return;
-    const topic = this.topics.cameraStatus(payload.camera);
-    const text = JSON.stringify(payload);
-    this.retained.set(topic, text);
-    if (this.client?.connected) this.sendRetained(topic, text);
+    this.retain(this.topics.cameraStatus(payload.camera), JSON.stringify(payload));
   }
 
-  private sendRetained(topic: string, payload: string): void {
-    this.client?.publish(topic, payload, { qos: 1, retain: true }, (err) => {
-      if (err) this.deps.logger.warn({ topic, err: err.message }, 'retained state not published');
-    });
+  /** Retained state: only the latest matters, so it is not queued offline but republished on connect. */
+  retain(topic: string, payload: string): void {
+    this.retained.set(topic, payload);
+    if (this.connected) this.send(topic, payload, { qos: 1, retain: true });
+  }
+
+  /** Removes a retained message (an empty retained payload deletes it on the broker). */
+  clearRetained(topic: string): void {
+    this.retained.delete(topic);
+    if (this.connected) this.send(topic, '', { qos: 1, retain: true });
+  }
+
+  /** A plain message (responses, stats, snapshots); dropped when offline. */
+  publish(topic: string, payload: string | Buffer, opts: IClientPublishOptions = { qos: 0 }): void {
+    if (this.connected) this.send(topic, payload, opts);
   }
 
   /** Publishes `stopped` (waiting up to `timeoutMs` for the broker), then disconnects. */
   async stop(timeoutMs = 1_500): Promise<void> {
     const client = this.client;
     this.client = undefined;
-    if (!client || !this.topics) return;
+    if (!client) return;
     if (client.connected) {
       const sent = client.publishAsync(this.topics.status, JSON.stringify(this.status('stopped')), { qos: 1, retain: true });
       await withTimeout(sent, timeoutMs).catch((err: unknown) =>
         this.deps.logger.warn({ err: (err as Error).message }, 'could not publish stopped status'),
       );
     }
-    // Drain queued predictions if connected; force-close if the broker does not answer.
+    // Drain queued messages if connected; force-close if the broker does not answer.
     await withTimeout(client.endAsync(false), timeoutMs).catch(() => client.endAsync(true));
   }
 
-  private publishStatus(state: AvailabilityState): void {
-    if (!this.client || !this.topics) return;
-    this.client.publish(this.topics.status, JSON.stringify(this.status(state)), { qos: 1, retain: true }, (err) => {
-      if (err) this.deps.logger.warn({ err: err.message }, 'status not published');
+  /** MQTT.js queues without bound while offline; beyond `max_queued`, new predictions are dropped and counted. */
+  private admitWhileOffline(): boolean {
+    if (!this.client) return false;
+    if (this.client.connected) return true;
+    if (this.queuedOffline >= this.deps.config.max_queued) {
+      if (this.dropped++ === 0) this.deps.logger.warn({ max_queued: this.deps.config.max_queued }, 'MQTT offline queue full; dropping predictions');
+      return false;
+    }
+    this.queuedOffline++;
+    return true;
+  }
+
+  private send(topic: string, payload: string | Buffer, opts: IClientPublishOptions): void {
+    const v5 = this.client?.options.protocolVersion === 5;
+    const withType = v5 && typeof payload === 'string' && payload.length > 0
+      ? { ...opts, properties: { contentType: 'application/json', ...opts.properties } }
+      : opts;
+    this.client?.publish(topic, payload, withType, (err) => {
+      if (err) this.deps.logger.warn({ topic, err: err.message }, 'MQTT publish failed');
+      else this.sentCount++;
     });
+  }
+
+  private publishStatus(state: AvailabilityState): void {
+    this.send(this.topics.status, JSON.stringify(this.status(state)), { qos: 1, retain: true });
   }
 
   private status(state: AvailabilityState, withDetails = true): StatusPayload {
@@ -130,10 +207,14 @@ export class MqttPublisher {
     if (!withDetails) return base;
     return { ...base, ts: new Date(this.deps.clock.now()).toISOString(), ...this.deps.statusDetails() };
   }
-}
 
-function redact(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
+  private safely(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.deps.logger.error({ err: (err as Error).message }, 'MQTT handler failed');
+    }
+  }
 }
 
 async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

@@ -43,6 +43,8 @@ export interface CameraStatusPayload {
   device: string;
   camera: string;
   state: 'online' | 'offline' | 'disabled';
+  /** Paused over MQTT (state "disabled" until resumed). */
+  paused: boolean;
   since: string;
   last_error: string | null;
   /** A replay source (directory without loop) that has finished. */

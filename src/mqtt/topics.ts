@@ -3,6 +3,13 @@ export interface Topics {
   status: string;
   prediction(camera: string): string;
   cameraStatus(camera: string): string;
+  label(camera: string, slug: string): string;
+  stats: string;
+  request(command: string): string;
+  response(command: string): string;
+  snapshot(camera: string): string;
+  /** Model update state (over-the-air updates). */
+  model: string;
 }
 
 export function createTopics(base: string, device: string): Topics {
@@ -11,5 +18,11 @@ export function createTopics(base: string, device: string): Topics {
     status: `${root}/status`,
     prediction: (camera) => `${root}/${camera}/prediction`,
     cameraStatus: (camera) => `${root}/${camera}/status`,
+    label: (camera, slug) => `${root}/${camera}/label/${slug}`,
+    stats: `${root}/stats`,
+    request: (command) => `${root}/request/${command}`,
+    response: (command) => `${root}/response/${command}`,
+    snapshot: (camera) => `${root}/${camera}/snapshot`,
+    model: `${root}/model`,
   };
 }

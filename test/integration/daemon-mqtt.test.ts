@@ -137,7 +137,7 @@ publish: { top_k: 3 }
     const cfg = join(dir, 'loop.yaml');
     writeFileSync(
       cfg,
-      `device_id: it-02\nmodel: { path: ${join(dir, 'model/colors.onnx')}, labels: ${join(dir, 'model/colors.labels.txt')}, execution_providers: [cpu] }\ncameras:\n  - id: cam\n    source: { type: directory, path: ${loopDir}, fps: 5, loop: true }\nmqtt: { url: ${broker.url}, base_topic: ec-test, max_queued: 2 }\nlog: { stats_interval: 0.5 }\n`,
+      `device_id: it-02\nmodel: { path: ${join(dir, 'model/colors.onnx')}, labels: ${join(dir, 'model/colors.labels.txt')}, execution_providers: [cpu] }\ncameras:\n  - id: cam\n    source: { type: directory, path: ${loopDir}, fps: 5, loop: true }\nmqtt: { url: ${broker.url}, base_topic: ec-test, max_queued: 2 }\nstats_interval: 0.5\n`,
     );
     const daemon = startCli(['run', '--config', cfg]);
     try {

@@ -59,7 +59,7 @@ class HandClassifier {
   }
   finishClassify(seq: number, inferenceMs = 5): void {
     const c = this.find(this.classifies, (x) => x.tensor.width === seq);
-    c.d.resolve({ top: [{ index: seq, label: `label ${seq}`, score: 0.9 }], inferenceMs });
+    c.d.resolve({ top: [{ index: seq, label: `label ${seq}`, score: 0.9 }], inferenceMs, scores: [] });
   }
   failClassify(seq: number): void {
     this.find(this.classifies, (x) => x.tensor.width === seq).d.reject(new Error('worker crashed'));

@@ -1,0 +1,64 @@
+import type { Logger } from '../ops/logger.js';
+import type { Clock } from '../ops/clock.js';
+import type { MqttPublisher } from './mqtt-publisher.js';
+import { discoveryMessages, nodeId, type DiscoveryContext } from './ha-discovery.js';
+
+export interface HomeAssistantDeps {
+  logger: Logger;
+  clock: Clock;
+  config: { discovery_prefix: string; birth_topic: string };
+  mqtt: Pick<MqttPublisher, 'onConnect' | 'subscribe' | 'unsubscribe' | 'retain' | 'clearRetained' | 'republish'>;
+  context: () => Omit<DiscoveryContext, 'prefix'>;
+  /** How long to collect this device's retained discovery configs before pruning stale ones. */
+  collectMs?: number;
+}
+
+/**
+ * Announces the cameras to Home Assistant on every connect and removes entities of cameras
+ * (or watch rules) no longer configured: it reads back this device's retained discovery
+ * configs from the broker and sends an empty retained config for each stale one. Answers
+ * Home Assistant's birth message by republishing availability and state.
+ */
+export class HomeAssistant {
+  private syncing: Promise<void> | undefined;
+
+  constructor(private readonly deps: HomeAssistantDeps) {}
+
+  async start(): Promise<void> {
+    const { mqtt, config, logger } = this.deps;
+    mqtt.subscribe(config.birth_topic, (_topic, payload) => {
+      if (payload.toString() !== 'online') return;
+      logger.info('Home Assistant came online; republishing state');
+      mqtt.republish();
+      this.sync();
+    });
+    mqtt.onConnect(() => this.sync());
+    await Promise.resolve();
+  }
+
+  async stop(): Promise<void> {
+    await this.syncing;
+  }
+
+  private sync(): void {
+    this.syncing ??= this.runSync().finally(() => (this.syncing = undefined));
+  }
+
+  private async runSync(): Promise<void> {
+    const { mqtt, config, clock, logger } = this.deps;
+    const ctx = { ...this.deps.context(), prefix: config.discovery_prefix };
+    const messages = discoveryMessages(ctx);
+    const wanted = new Set(messages.map((m) => m.topic));
+    const existing = new Set<string>();
+    const filter = `${config.discovery_prefix}/+/${nodeId(ctx.deviceId)}/+/config`;
+    mqtt.subscribe(filter, (topic, payload) => {
+      if (payload.length > 0) existing.add(topic);
+    });
+    for (const m of messages) mqtt.retain(m.topic, JSON.stringify(m.payload));
+    await clock.sleep(this.deps.collectMs ?? 1_500);
+    mqtt.unsubscribe(filter);
+    const stale = [...existing].filter((t) => !wanted.has(t));
+    for (const topic of stale) mqtt.clearRetained(topic);
+    logger.info({ entities: messages.length, removed: stale.length }, 'Home Assistant discovery published');
+  }
+}
