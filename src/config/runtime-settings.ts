@@ -2,12 +2,16 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 import type { Logger } from '../ops/logger.js';
-import { PublishSchema, type PublishConfig } from './schema.js';
+import { PublishFields, type PublishConfig } from './schema.js';
 import { formatPath } from './load.js';
 
 /** What the `set` command may change at runtime; the rest of the config needs a restart. */
-export const RuntimePatchSchema = PublishSchema.pick({ min_score: true, top_k: true, only_on_change: true })
-  .partial()
+export const RuntimePatchSchema = z
+  .object({
+    min_score: PublishFields.min_score.optional(),
+    top_k: PublishFields.top_k.optional(),
+    only_on_change: PublishFields.only_on_change.optional(),
+  })
   .strict();
 export type RuntimePatch = z.infer<typeof RuntimePatchSchema>;
 

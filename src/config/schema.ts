@@ -247,14 +247,20 @@ export const OnlyOnChangeSchema = z
   })
   .strict();
 
+/** Publish fields without defaults: the runtime `set` command patches with these. */
+export const PublishFields = {
+  top_k: z.number().int().min(1).max(100),
+  min_score: z.number().min(0).max(1).describe('labels below this score are left out of "top"'),
+  only_on_change: z
+    .union([z.literal(false), OnlyOnChangeSchema])
+    .describe('false: every frame; otherwise on top-1 change, score move beyond hysteresis, or heartbeat'),
+};
+
 export const PublishSchema = z
   .object({
-    top_k: z.number().int().min(1).max(100).default(5),
-    min_score: z.number().min(0).max(1).default(0).describe('labels below this score are left out of "top"'),
-    only_on_change: z
-      .union([z.literal(false), OnlyOnChangeSchema])
-      .default(false)
-      .describe('false: every frame; otherwise on top-1 change, score move beyond hysteresis, or heartbeat'),
+    top_k: PublishFields.top_k.default(5),
+    min_score: PublishFields.min_score.default(0),
+    only_on_change: PublishFields.only_on_change.default(false),
     expiry: z.number().int().min(0).default(0).describe('MQTT v5 message expiry of predictions, seconds; 0: none'),
   })
   .strict();

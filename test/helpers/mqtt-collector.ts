@@ -3,6 +3,7 @@ import { connectAsync, type MqttClient } from 'mqtt';
 export interface Received {
   topic: string;
   payload: string;
+  raw: Buffer;
   retain: boolean;
   json: unknown;
 }
@@ -21,7 +22,7 @@ export class MqttCollector {
       } catch {
         json = undefined;
       }
-      this.messages.push({ topic, payload: text, retain: packet.retain, json });
+      this.messages.push({ topic, payload: text, raw: payload, retain: packet.retain, json });
       this.waiters = this.waiters.filter((w) => (w.pred(this.messages) ? (w.resolve(), false) : true));
     });
   }

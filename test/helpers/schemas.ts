@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 
-const ajv = new Ajv2020({ allErrors: true, strict: true });
+const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true });
 ajv.addFormat('date-time', (s: string) => !Number.isNaN(Date.parse(s)) && /T/.test(s));
 
 function load(name: string): (data: unknown) => string[] {
@@ -15,4 +15,7 @@ export const schemaErrors = {
   prediction: load('prediction'),
   status: load('status'),
   cameraStatus: load('camera-status'),
+  labelEvent: load('label-event'),
+  stats: load('stats'),
+  response: load('response'),
 };
