@@ -59,6 +59,13 @@ export class HomeAssistant {
     mqtt.unsubscribe(filter);
     const stale = [...existing].filter((t) => !wanted.has(t));
     for (const topic of stale) mqtt.clearRetained(topic);
-    logger.info({ entities: messages.length, removed: stale.length }, 'Home Assistant discovery published');
+    // Our own retained configs come back on the subscription; none back means the broker
+    // dropped them (an ACL without reason codes in MQTT 3.1.1 says nothing else).
+    const visible = messages.filter((m) => existing.has(m.topic)).length;
+    if (messages.length > 0 && visible === 0) {
+      logger.warn({ prefix: config.discovery_prefix, entities: messages.length }, 'Home Assistant discovery configs not visible on the broker (ACL denies the discovery prefix?)');
+      return;
+    }
+    logger.info({ entities: messages.length, visible, removed: stale.length }, 'Home Assistant discovery published');
   }
 }

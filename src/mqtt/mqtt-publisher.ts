@@ -92,7 +92,14 @@ export class MqttPublisher {
       client.options.reconnectPeriod = reconnectDelay(this.attempt++, config.reconnect_max_ms);
     });
     client.on('offline', () => logger.warn({ url: redactUrl(url) }, 'MQTT offline; messages are queued until it reconnects'));
-    client.on('error', (err) => logger.error({ err: err.message, code: (err as { code?: unknown }).code }, 'MQTT error'));
+    let lastError = '';
+    client.on('error', (err) => {
+      // Retries repeat the same failure every few seconds: full detail once, then only changes.
+      const described = describeMqttError(err);
+      if (described.key === lastError) return logger.debug(described.fields, 'MQTT error (again)');
+      lastError = described.key;
+      logger.error(described.fields, 'MQTT error');
+    });
     client.on('message', (topic, payload) => {
       for (const h of this.handlers) if (topicMatches(h.filter, topic)) this.safely(() => h.handler(topic, payload));
     });
@@ -115,7 +122,15 @@ export class MqttPublisher {
   subscribe(filter: string, handler: Handler, qos: 0 | 1 = 1): void {
     this.handlers.push({ filter, handler });
     this.client?.subscribe(filter, { qos }, (err) => {
-      if (err) this.deps.logger.error({ filter, err: err.message }, 'MQTT subscribe failed (broker ACL?)');
+      if (!err) return;
+      const code = (err as { code?: unknown }).code;
+      // A SUBSCRIBE queued while disconnected fails with "Connection closed" and is resent on
+      // connect by MQTT.js; only a broker's refusal (reason code >= 0x80) is worth an alarm.
+      if (typeof code === 'number' && code >= 0x80) {
+        this.deps.logger.error({ filter, code, err: err.message }, 'MQTT subscribe refused by the broker (ACL?)');
+      } else {
+        this.deps.logger.debug({ filter, err: err.message }, 'MQTT subscribe deferred');
+      }
     });
   }
 
@@ -193,8 +208,13 @@ export class MqttPublisher {
       ? { ...opts, properties: { contentType: 'application/json', ...opts.properties } }
       : opts;
     this.client?.publish(topic, payload, withType, (err) => {
-      if (err) this.deps.logger.warn({ topic, err: err.message }, 'MQTT publish failed');
-      else this.sentCount++;
+      if (!err) {
+        this.sentCount++;
+        return;
+      }
+      const code = (err as { code?: unknown }).code;
+      const why = code === 0x87 ? 'MQTT publish not authorized (broker ACL?)' : 'MQTT publish failed';
+      this.deps.logger.warn({ topic, code, err: err.message }, why);
     });
   }
 
@@ -227,4 +247,24 @@ async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+const HINTS: Record<string, string> = {
+  ERR_SSL_TLSV1_ALERT_UNKNOWN_CA: 'the broker does not trust the client certificate: check mqtt.tls.cert and mqtt.tls.key',
+  ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED: 'the broker requires a client certificate: set mqtt.tls.cert and mqtt.tls.key',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'the broker certificate is not signed by mqtt.tls.ca',
+  SELF_SIGNED_CERT_IN_CHAIN: 'the broker certificate is not signed by mqtt.tls.ca',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'the broker certificate is self-signed: put it (or its CA) in mqtt.tls.ca',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'the broker certificate does not match the host name in mqtt.url',
+  ECONNREFUSED: 'nothing listens at mqtt.url (broker down?)',
+  ENOTFOUND: 'the broker host name does not resolve',
+};
+
+/** An operator-readable MQTT error: the short reason (not OpenSSL's raw string) and a hint. */
+function describeMqttError(err: Error): { key: string; fields: Record<string, unknown> } {
+  const e = err as Error & { code?: unknown; reason?: unknown };
+  const code = e.code;
+  const reason = typeof e.reason === 'string' ? e.reason : err.message.split('\n')[0];
+  const hint = typeof code === 'string' ? HINTS[code] : code === 5 || code === 135 ? 'not authorized: check mqtt.username and the password' : undefined;
+  return { key: `${String(code)}:${reason}`, fields: { code, err: reason, ...(hint ? { hint } : {}) } };
 }

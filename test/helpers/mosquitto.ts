@@ -1,5 +1,5 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, waitForPort } from './ports.js';
@@ -27,6 +27,32 @@ export function mosquittoBinary(): string | undefined {
   return hasProgram('mosquitto') ? 'mosquitto' : undefined;
 }
 
+/** A TLS listener: PEM file paths, as in mosquitto.conf. */
+export interface MosquittoTls {
+  cafile: string;
+  certfile: string;
+  keyfile: string;
+  /** Clients must present a certificate signed by `cafile` (default true). */
+  requireCertificate?: boolean;
+  /** The client certificate's CN becomes the username (ACLs then apply to it). Default false. */
+  useIdentityAsUsername?: boolean;
+}
+
+export interface MosquittoOptions {
+  /** Default: a free loopback port. */
+  port?: number;
+  /** Makes the (only) listener a TLS one; `url` is then mqtts://. */
+  tls?: MosquittoTls;
+  /** username -> password, written with `mosquitto_passwd -U`; anonymous clients are then refused. */
+  passwords?: Record<string, string>;
+  /** The text of an ACL file (`user x` / `topic readwrite a/#` lines). */
+  acl?: string;
+  /** Default: true unless `passwords` or `tls.useIdentityAsUsername` is given. */
+  allowAnonymous?: boolean;
+  /** mosquitto `log_type`s; e.g. ['all'] to see denied publishes/subscribes in `log`. */
+  logTypes?: string[];
+}
+
 /** A real mosquitto broker on a free loopback port, started and stopped by the test. */
 export class Mosquitto {
   private proc: ChildProcess | undefined;
@@ -35,20 +61,59 @@ export class Mosquitto {
   private constructor(
     readonly port: number,
     private readonly confPath: string,
+    readonly tls: boolean = false,
   ) {}
 
-  static async start(port?: number): Promise<Mosquitto> {
+  static async start(portOrOptions?: number | MosquittoOptions): Promise<Mosquitto> {
+    const opts: MosquittoOptions = typeof portOrOptions === 'number' ? { port: portOrOptions } : (portOrOptions ?? {});
     const dir = mkdtempSync(join(tmpdir(), 'mosquitto-'));
-    const p = port ?? (await freePort());
+    // Started as root, mosquitto drops to the `mosquitto` user before it reads the TLS,
+    // password and ACL files: let it into the directory (the files are test-only throwaways).
+    chmodSync(dir, 0o755);
+    const p = opts.port ?? (await freePort());
     const conf = join(dir, 'mosquitto.conf');
-    writeFileSync(conf, `listener ${p} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
-    const m = new Mosquitto(p, conf);
+    const lines = [`listener ${p} 127.0.0.1`, 'persistence false'];
+    const anonymous = opts.allowAnonymous ?? !(opts.passwords || opts.tls?.useIdentityAsUsername);
+    lines.push(`allow_anonymous ${anonymous}`);
+    if (opts.tls) {
+      const t = opts.tls;
+      // Copies the broker can read after dropping privileges, wherever the originals live.
+      const copy = (src: string, name: string): string => {
+        const dst = join(dir, name);
+        copyFileSync(src, dst);
+        chmodSync(dst, 0o644);
+        return dst;
+      };
+      lines.push(`cafile ${copy(t.cafile, 'ca.crt')}`, `certfile ${copy(t.certfile, 'server.crt')}`, `keyfile ${copy(t.keyfile, 'server.key')}`);
+      lines.push(`require_certificate ${t.requireCertificate ?? true}`);
+      if (t.useIdentityAsUsername) lines.push('use_identity_as_username true');
+    }
+    if (opts.passwords) {
+      const file = join(dir, 'passwd');
+      const plain = Object.entries(opts.passwords).map(([u, pw]) => {
+        if (/[:\n]/.test(u) || pw.includes('\n')) throw new Error(`unusable test credentials for ${u}`);
+        return `${u}:${pw}\n`;
+      });
+      writeFileSync(file, plain.join(''), { mode: 0o644 });
+      // -U hashes every plain-text password in place.
+      execFileSync('mosquitto_passwd', ['-U', file], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+      chmodSync(file, 0o644);
+      lines.push(`password_file ${file}`);
+    }
+    if (opts.acl !== undefined) {
+      const file = join(dir, 'acl');
+      writeFileSync(file, opts.acl.endsWith('\n') ? opts.acl : `${opts.acl}\n`, { mode: 0o644 });
+      lines.push(`acl_file ${file}`);
+    }
+    for (const t of opts.logTypes ?? []) lines.push(`log_type ${t}`);
+    writeFileSync(conf, `${lines.join('\n')}\n`);
+    const m = new Mosquitto(p, conf, opts.tls !== undefined);
     await m.restart();
     return m;
   }
 
   get url(): string {
-    return `mqtt://127.0.0.1:${this.port}`;
+    return `${this.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${this.port}`;
   }
 
   /** (Re)starts the broker on the same port: used to simulate outages. */
@@ -59,13 +124,17 @@ export class Mosquitto {
     proc.stdout?.on('data', (d: Buffer) => (this.log += d.toString()));
     proc.stderr?.on('data', (d: Buffer) => (this.log += d.toString()));
     this.proc = proc;
-    await waitForPort(this.port);
+    const exited = new Promise<never>((_, reject) =>
+      proc.once('exit', (code) => reject(new Error(`mosquitto exited (${code}) while starting:\n${this.log}`))),
+    );
+    exited.catch(() => undefined);
+    await Promise.race([waitForPort(this.port), exited]);
   }
 
   async stop(): Promise<void> {
     const proc = this.proc;
     this.proc = undefined;
-    if (!proc || proc.exitCode !== null) return;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       proc.once('exit', () => resolve());
       proc.kill('SIGTERM');

@@ -51,6 +51,11 @@ export function addRecord(msg: OutboxMessage): Buffer {
   return encodeRecord({ t: 'add', id, kind, qos, retain, topic, payload });
 }
 
+/** Bytes of a message's `add` record: what the disk bound counts. */
+export function recordSize(msg: OutboxMessage): number {
+  return addRecord(msg).length;
+}
+
 /** One line without its newline; undefined when the CRC, the JSON or the shape is wrong. */
 export function decodeLine(line: Buffer): LogRecord | undefined {
   if (line.length < 10 || line[8] !== 0x20) return undefined;
