@@ -1,3 +1,4 @@
-export { Outbox, type OutboxConfig, type OutboxDeps, type OutboxStats, type Send, type DeliverResult } from './outbox.js';
-export { FileStore, type FileStoreConfig, type FileOps, type LogFile, type Recovered } from './file-store.js';
-export type { OutboxMessage, NewOutboxMessage, MessageKind } from './message.js';
+export { Outbox, type OutboxDeps } from './outbox.js';
+export { FileStore, type FileStoreConfig, type Recovered } from './file-store.js';
+export type { FileOps, LogFile } from './file-ops.js';
+export type { OutboxMessage, NewOutboxMessage, MessageKind, OutboxConfig, OutboxStats, Send, DeliverResult } from './types.js';

@@ -1,18 +1,10 @@
 import type { Logger } from '../../ops/logger.js';
 import type { Clock } from '../../ops/clock.js';
-import { FileStore, type FileOps, type FileStoreConfig } from './file-store.js';
+import { FileStore } from './file-store.js';
+import type { FileOps } from './file-ops.js';
 import { LinkedList, type ListNode } from './list.js';
-import type { MessageKind, NewOutboxMessage, OutboxMessage } from './message.js';
+import type { DeliverResult, MessageKind, NewOutboxMessage, OutboxConfig, OutboxMessage, OutboxStats, Send } from './types.js';
 import { recordSize } from './records.js';
-
-export interface OutboxConfig {
-  /** Bound on queued messages (all kinds; status messages are never dropped, see enqueue). */
-  max_messages: number;
-  /** Sends in flight at once (default 16); 1 = stop-and-wait. */
-  window?: number;
-  /** Persist the queue: survives a daemon restart. `max_bytes` bounds the live records. */
-  disk?: FileStoreConfig & { max_bytes: number };
-}
 
 export interface OutboxDeps {
   logger: Logger;
@@ -20,23 +12,6 @@ export interface OutboxDeps {
   config: OutboxConfig;
   /** Passed to the file store (tests inject failures). */
   fs?: FileOps;
-}
-
-/** Resolves once the broker has the message (PUBACK for QoS 1); rejects if it may not. */
-export type Send = (msg: OutboxMessage) => Promise<void>;
-
-export type DeliverResult =
-  | { stopped: 'failed'; id: number; error: unknown }
-  | { stopped: 'aborted' | 'superseded' | 'closed' };
-
-export interface OutboxStats {
-  /** Not yet acknowledged, in flight included. */
-  queued: number;
-  sent: number;
-  /** `status`: superseded by a newer status for the same topic before it was sent. */
-  dropped: Record<MessageKind, number>;
-  disk_bytes: number;
-  disk: 'off' | 'ok' | 'failed';
 }
 
 type State = 'queued' | 'inflight' | 'acked';
@@ -53,6 +28,11 @@ interface Entry {
  * An ordered, bounded queue of QoS 1/2 messages in front of MQTT.js, optionally persisted
  * (file-store.ts). Messages leave it only once `send` resolved, strictly from the head, so a
  * disconnect or a crash at any point leaves every unacknowledged message queued, in order.
+ *
+ * With MQTT.js (test/integration/outbox-mosquitto.test.ts): on every 'connect', start
+ * `deliver(m => client.connected ? client.publishAsync(...) : Promise.reject(...))`. Going
+ * offline fails the next send and ends that loop; sends MQTT.js already had in flight stay
+ * pending and are resent by MQTT.js itself on reconnect, and the next deliver() waits for them.
  */
 export class Outbox {
   private readonly list = new LinkedList<Entry>();
@@ -164,6 +144,20 @@ export class Outbox {
     while (this.inflight > 0 && !interrupted()) await this.changed(signal);
     this.removeAcked();
     return { stopped: 'failed', ...failure };
+  }
+
+  /**
+   * Drops one queued message (not one in flight), counted like a bound drop: for a message the
+   * broker keeps refusing while connected (an MQTT 5 error reason code), which would otherwise
+   * block the head of the queue forever.
+   */
+  discard(id: number): boolean {
+    const entry = this.list.find((e) => e.msg.id === id)?.value;
+    if (entry?.state !== 'queued') return false;
+    this.deps.logger.warn({ id, topic: entry.msg.topic, kind: entry.msg.kind }, 'outbox: message discarded');
+    this.drop(entry);
+    this.wake();
+    return true;
   }
 
   /** Resolves once everything enqueued so far is on disk: true, or false when memory-only. */

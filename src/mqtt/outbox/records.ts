@@ -1,4 +1,4 @@
-import { MESSAGE_KINDS, type OutboxMessage } from './message.js';
+import { MESSAGE_KINDS, type OutboxMessage } from './types.js';
 
 /**
  * The disk outbox's log format: one record per line, `<crc32 as 8 hex digits> <json>\n`.
