@@ -155,7 +155,29 @@ const FfmpegSource = z
       .describe('raw: ffmpeg scales and crops to the model input (no decode in the daemon); mjpeg: JPEG frames'),
     ...supervision,
   })
-  .strict();
+  .strict()
+  .superRefine((f, ctx) => {
+    const input = f.input;
+    if (input.kind === 'v4l2') {
+      if ((input.width === undefined) !== (input.height === undefined)) {
+        ctx.addIssue({ code: 'custom', message: 'give both width and height, or neither', path: ['input', 'width'] });
+      } else if (input.width !== undefined && input.height !== undefined && input.width * input.height * 3 > f.max_frame_bytes) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `${input.width}x${input.height} RGB frames are ${input.width * input.height * 3} bytes, more than max_frame_bytes (${f.max_frame_bytes})`,
+          path: ['input', 'width'],
+        });
+      }
+    }
+    if (input.kind === 'rtsp' || input.kind === 'http') {
+      if (input.password !== undefined && input.password_env !== undefined) {
+        ctx.addIssue({ code: 'custom', message: 'give password or password_env, not both', path: ['input', 'password'] });
+      }
+      if ((input.password !== undefined || input.password_env !== undefined) && input.username === undefined) {
+        ctx.addIssue({ code: 'custom', message: 'a password needs a username', path: ['input', 'username'] });
+      }
+    }
+  });
 
 const GstreamerSource = z
   .object({
@@ -170,6 +192,10 @@ const GstreamerSource = z
   .strict()
   .refine((g) => g.format !== 'raw' || (g.width !== undefined && g.height !== undefined), {
     message: 'format raw needs width and height',
+    path: ['width'],
+  })
+  .refine((g) => g.format !== 'raw' || (g.width ?? 0) * (g.height ?? 0) * 3 <= g.max_frame_bytes, {
+    message: 'format raw: width x height x 3 is more than max_frame_bytes',
     path: ['width'],
   });
 
@@ -225,12 +251,26 @@ export const MqttSchema = z
     reconnect_max_ms: z.number().int().min(500).default(30_000).describe('reconnect backoff cap (starts at 1 s, with jitter)'),
     qos: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(1),
     keepalive: z.number().int().min(5).max(3600).default(30),
-    max_queued: z
-      .number()
-      .int()
-      .min(0)
-      .default(1000)
-      .describe('predictions held in memory while the broker is unreachable; newer ones are dropped (and counted) beyond this'),
+    queue: z
+      .object({
+        max_messages: z
+          .number()
+          .int()
+          .min(1)
+          .default(10_000)
+          .describe('QoS 1 predictions and label events held while the broker is unreachable; beyond it the oldest predictions are dropped first (counted in stats)'),
+        disk: z.boolean().default(false).describe('also keep the queue in state_dir/mqtt-queue.log, so a daemon restart loses nothing'),
+        disk_max_bytes: z.number().int().min(65_536).default(64 * 1024 * 1024),
+        fsync: z.enum(['always', 'interval']).default('interval').describe('interval: fdatasync at most every 100 ms (kind to SD cards)'),
+        drain_delay_ms: z
+          .number()
+          .int()
+          .min(0)
+          .default(1_000)
+          .describe('after a reconnect, wait this long before sending the backlog, so subscribers reconnecting at the same time get it'),
+      })
+      .strict()
+      .default(() => ({ max_messages: 10_000, disk: false, disk_max_bytes: 64 * 1024 * 1024, fsync: 'interval' as const, drain_delay_ms: 1_000 })),
     embedded: z
       .object({ host: z.string().default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(1883) })
       .strict()

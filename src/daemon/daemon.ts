@@ -108,6 +108,7 @@ export class Daemon {
       version: this.deps.version,
       statusDetails: () => ({ model: this.modelRef() ?? null, execution_provider: classifier.model?.provider ?? null, cameras: config.cameras.map((c) => c.id) }),
       predictionExpiry: () => settings.get().expiry,
+      stateDir: config.state_dir,
       ...(this.deps.connectMqtt ? { connect: this.deps.connectMqtt } : {}),
     });
     await this.lifecycle.start({ name: 'mqtt', start: () => mqtt.start(), stop: () => mqtt.stop() });

@@ -7,6 +7,9 @@ import { topicMatches } from './topic-match.js';
 import { clientOptions, reconnectDelay, redactUrl } from './client-options.js';
 import type { AvailabilityState, CameraStatusPayload, PredictionPayload, StatusPayload } from './payloads.js';
 import type { LabelEvent } from './label-watch.js';
+import { join } from 'node:path';
+import { Outbox } from './outbox/index.js';
+import { OutboxDelivery } from './outbox-delivery.js';
 
 export interface MqttPublisherDeps {
   logger: Logger;
@@ -22,6 +25,8 @@ export interface MqttPublisherDeps {
   statusDetails: () => Omit<StatusPayload, 'v' | 'state' | 'device' | 'version' | 'ts'>;
   /** MQTT v5 message expiry for predictions, seconds (0: none). */
   predictionExpiry: () => number;
+  /** Where the on-disk queue lives (mqtt.queue.disk). */
+  stateDir: string;
   /** MQTT.js's connect, injectable like its own stores and timers. */
   connect?: typeof mqttConnect;
 }
@@ -37,9 +42,10 @@ type Handler = (topic: string, payload: Buffer) => void;
 export class MqttPublisher {
   private client: MqttClient | undefined;
   private topicSet: Topics | undefined;
-  private queuedOffline = 0;
-  private dropped = 0;
+  private droppedQos0 = 0;
   private sentCount = 0;
+  private outbox: Outbox | undefined;
+  private delivery: OutboxDelivery | undefined;
   private attempt = 0;
   private readonly retained = new Map<string, string>();
   private readonly handlers: { filter: string; handler: Handler }[] = [];
@@ -56,22 +62,37 @@ export class MqttPublisher {
     return this.topicSet;
   }
 
-  /** Predictions dropped because the broker was unreachable and the offline queue was full. */
+  /** Predictions dropped: the queue's oldest beyond its bound, and QoS 0 ones while offline. */
   get droppedOffline(): number {
-    return this.dropped;
+    const d = this.outbox?.stats().dropped;
+    return this.droppedQos0 + (d ? d.prediction + d.event : 0);
   }
 
   /** Messages the broker acknowledged (QoS 1/2) or that were written (QoS 0). */
   get sent(): number {
-    return this.sentCount;
+    return this.sentCount + (this.outbox?.stats().sent ?? 0);
   }
 
+  /** Waiting in the outbox for the broker (in flight included). */
   get queued(): number {
-    return this.queuedOffline;
+    return this.outbox?.stats().queued ?? 0;
   }
 
   async start(): Promise<void> {
-    const { config, deviceId, url, logger } = this.deps;
+    const { config, deviceId, url, logger, clock } = this.deps;
+    const q = config.queue;
+    const outbox = new Outbox({
+      logger,
+      clock,
+      config: {
+        max_messages: q.max_messages,
+        ...(q.disk ? { disk: { path: join(this.deps.stateDir, 'mqtt-queue.log'), max_bytes: q.disk_max_bytes, fsync: q.fsync } } : {}),
+      },
+    });
+    await outbox.start();
+    this.outbox = outbox;
+    const delivery = new OutboxDelivery({ logger, clock, outbox, drainDelayMs: q.drain_delay_ms, predictionExpiry: this.deps.predictionExpiry });
+    this.delivery = delivery;
     const options = {
       ...clientOptions(config, deviceId, this.deps.embedded),
       reconnectPeriod: 1_000,
@@ -82,13 +103,14 @@ export class MqttPublisher {
     client.on('connect', () => {
       this.attempt = 0;
       client.options.reconnectPeriod = 1_000;
-      logger.info({ url: redactUrl(url), droppedWhileOffline: this.dropped }, 'MQTT connected');
-      this.queuedOffline = 0;
+      logger.info({ url: redactUrl(url), queued: outbox.stats().queued, dropped: this.droppedOffline }, 'MQTT connected');
       this.republish();
+      delivery.start(client);
       for (const listener of this.connectListeners) this.safely(listener);
     });
     // MQTT.js reads reconnectPeriod each time it schedules a reconnect: back off with jitter.
     client.on('close', () => {
+      delivery.stop();
       client.options.reconnectPeriod = reconnectDelay(this.attempt++, config.reconnect_max_ms);
     });
     client.on('offline', () => logger.warn({ url: redactUrl(url) }, 'MQTT offline; messages are queued until it reconnects'));
@@ -141,17 +163,24 @@ export class MqttPublisher {
   }
 
   publishPrediction(payload: PredictionPayload): void {
-    if (!this.admitWhileOffline()) return;
-    const expiry = this.deps.predictionExpiry();
-    this.send(this.topics.prediction(payload.camera), JSON.stringify(payload), {
-      qos: this.deps.config.qos,
-      ...(expiry > 0 ? { properties: { messageExpiryInterval: expiry } } : {}),
-    });
+    const topic = this.topics.prediction(payload.camera);
+    const qos = this.deps.config.qos;
+    if (qos === 0) {
+      // QoS 0 promises nothing: published while connected, counted as dropped otherwise.
+      if (this.connected) this.send(topic, JSON.stringify(payload), { qos: 0 });
+      else this.droppedQos0++;
+      return;
+    }
+    this.outbox?.enqueue({ topic, payload: JSON.stringify(payload), qos, retain: false, kind: 'prediction' });
   }
 
+  /** Label switches are events: queued like predictions, kept when predictions are dropped. */
   publishLabelEvent(e: LabelEvent): void {
     const payload = { v: 1, camera: e.camera, label: e.label, state: e.state, score: e.score, ts: new Date(this.deps.clock.now()).toISOString() };
-    this.retain(this.topics.label(e.camera, e.slug), JSON.stringify(payload));
+    const topic = this.topics.label(e.camera, e.slug);
+    const text = JSON.stringify(payload);
+    this.retained.set(topic, text);
+    this.outbox?.enqueue({ topic, payload: text, qos: 1, retain: true, kind: 'event' });
   }
 
   publishCameraStatus(payload: CameraStatusPayload): void {
@@ -175,11 +204,13 @@ export class MqttPublisher {
     if (this.connected) this.send(topic, payload, opts);
   }
 
-  /** Publishes `stopped` (waiting up to `timeoutMs` for the broker), then disconnects. */
+  /** Sends what is queued (briefly), publishes `stopped`, disconnects, closes the queue. */
   async stop(timeoutMs = 1_500): Promise<void> {
     const client = this.client;
     this.client = undefined;
     if (!client) return;
+    if (client.connected && this.outbox) await withTimeout(this.drained(this.outbox), timeoutMs).catch(() => undefined);
+    this.delivery?.stop();
     if (client.connected) {
       const sent = client.publishAsync(this.topics.status, JSON.stringify(this.status('stopped')), { qos: 1, retain: true });
       await withTimeout(sent, timeoutMs).catch((err: unknown) =>
@@ -188,18 +219,11 @@ export class MqttPublisher {
     }
     // Drain queued messages if connected; force-close if the broker does not answer.
     await withTimeout(client.endAsync(false), timeoutMs).catch(() => client.endAsync(true));
+    await this.outbox?.stop();
   }
 
-  /** MQTT.js queues without bound while offline; beyond `max_queued`, new predictions are dropped and counted. */
-  private admitWhileOffline(): boolean {
-    if (!this.client) return false;
-    if (this.client.connected) return true;
-    if (this.queuedOffline >= this.deps.config.max_queued) {
-      if (this.dropped++ === 0) this.deps.logger.warn({ max_queued: this.deps.config.max_queued }, 'MQTT offline queue full; dropping predictions');
-      return false;
-    }
-    this.queuedOffline++;
-    return true;
+  private async drained(outbox: Outbox): Promise<void> {
+    while (outbox.stats().queued > 0 && this.client === undefined) await this.deps.clock.sleep(20);
   }
 
   private send(topic: string, payload: string | Buffer, opts: IClientPublishOptions): void {
