@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectAsync } from 'mqtt';
 import { Mosquitto } from '../helpers/mosquitto.js';
@@ -107,6 +107,25 @@ describe('command fuzzing', () => {
       const done = await daemon.finished;
       await sub.close();
       expect(done.code).toBe(0);
+    }
+  });
+
+  it('with commands.enabled false, the daemon does not listen for requests at all', async () => {
+    const off = config.replace(/\.yaml$/, '-off.yaml');
+    writeFileSync(off, `${readFileSync(config, 'utf8').replace('commands: { max_payload_bytes: 4096 }', 'commands: { enabled: false }')}`);
+    const sub = await MqttCollector.connect(broker.url, ['fz/fz/response/+', 'fz/fz/cam/prediction']);
+    const daemon = startCli(['run', '--config', off]);
+    const client = await connectAsync(broker.url, { clean: true });
+    try {
+      await sub.waitFor((m) => m.some((x) => x.topic === 'fz/fz/cam/prediction'), 30_000, 'daemon up');
+      await client.publishAsync('fz/fz/request/snapshot', JSON.stringify({ transaction: 1, camera: 'cam' }), { qos: 1 });
+      await new Promise((r) => setTimeout(r, 2_000));
+      expect(sub.messages.filter((m) => m.topic.startsWith('fz/fz/response/'))).toEqual([]);
+    } finally {
+      await client.endAsync(true);
+      daemon.proc.kill('SIGTERM');
+      await daemon.finished;
+      await sub.close();
     }
   });
 });
