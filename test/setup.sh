@@ -2,13 +2,20 @@
 # Installs what the test suites need on Debian 12 with Node 20, then the npm dependencies.
 #   bash test/setup.sh && npm test
 # Debian packages (only when missing; needs root): mosquitto (broker for the integration
-# tests) and fswebcam (the real webcam capture program, used with its TEST device).
+# tests), fswebcam (the real webcam capture program, used with its TEST device), ffmpeg (stream
+# cameras), GStreamer's gst-launch with base/good plugins (CSI/libcamera-style pipelines) and
+# its RTSP server through python3-gi (a real RTSP server on loopback for the RTSP tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || need+=(mosquitto)
 command -v fswebcam >/dev/null 2>&1 || need+=(fswebcam)
+command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
+command -v gst-launch-1.0 >/dev/null 2>&1 || need+=(gstreamer1.0-tools)
+for pkg in gstreamer1.0-plugins-base gstreamer1.0-plugins-good python3-gi gir1.2-gst-rtsp-server-1.0 openssl; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then

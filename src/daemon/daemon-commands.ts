@@ -18,7 +18,7 @@ export interface DaemonCommandsDeps {
 const cameraParam = z.object({ camera: z.string().min(1).max(64) }).strict();
 
 function command<S extends z.ZodType>(params: S, run: (p: z.infer<S>) => Promise<unknown>): Command {
-  return { params, run } as Command;
+  return { params, run };
 }
 
 /** The MQTT commands, bound to the daemon's parts. */

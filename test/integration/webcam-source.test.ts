@@ -26,6 +26,9 @@ class RecordingSink implements FrameSink {
   end(): void {
     throw new Error('a webcam never ends');
   }
+  restarting(): void {
+    throw new Error('the webcam source has no process to restart');
+  }
 }
 
 /**

@@ -40,6 +40,9 @@ class RecordingSink implements FrameSink {
     this.ended += 1;
     this.notify();
   }
+  restarting(): void {
+    throw new Error('a directory source never restarts');
+  }
   take(): void {
     this.slotFull = false;
     for (const resolve of this.idleWaiters.splice(0)) resolve();
