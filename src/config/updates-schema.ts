@@ -1,0 +1,40 @@
+import { z } from 'zod';
+
+// Over-the-air model updates.
+
+export const UpdatesSchema = z
+  .object({
+    manifest_url: z.string().regex(/^https?:\/\/.+/, 'http(s)://host/path/manifest.json').optional().describe('absent: updates off'),
+    channel: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i).default('stable'),
+    interval: z.number().min(10).default(3600).describe('seconds between checks (plus up to 10% jitter)'),
+    public_keys: z
+      .array(z.string().min(1))
+      .default([])
+      .describe('trusted Ed25519 public keys (PEM text or file paths); several allow key rotation'),
+    keep_versions: z.number().int().min(2).max(20).default(3).describe('installed versions kept for rollback'),
+    validation: z
+      .object({
+        min_top1_agreement: z.number().min(0).max(1).default(0.9).describe('share of validation images whose top-1 must match'),
+        max_latency_factor: z.number().min(1).default(2).describe('median inference time at most this times the current model'),
+        golden_dir: z.string().min(1).optional().describe('local images + expected.tsv (file<TAB>label index) checked too'),
+      })
+      .strict()
+      .default({ min_top1_agreement: 0.9, max_latency_factor: 2 }),
+    probation: z
+      .object({
+        seconds: z.number().min(1).default(300).describe('after activation: errors in this window roll back'),
+        max_inference_errors: z.number().int().min(1).default(5),
+        max_restarts: z.number().int().min(1).default(3).describe('daemon restarts within the window (a crash loop)'),
+      })
+      .strict()
+      .default({ seconds: 300, max_inference_errors: 5, max_restarts: 3 }),
+    download: z
+      .object({
+        timeout_ms: z.number().int().min(1000).default(30_000).describe('no byte for this long aborts the attempt'),
+        retries: z.number().int().min(0).default(5),
+      })
+      .strict()
+      .default({ timeout_ms: 30_000, retries: 5 }),
+  })
+  .strict();
+export type UpdatesConfig = z.infer<typeof UpdatesSchema>;
