@@ -18,13 +18,15 @@ export interface ClassifiedFrame {
   latency: { preprocess: number; inference: number; total: number };
 }
 
+export interface FrameClassifier {
+  prepare(data: Buffer, raw?: Frame['raw']): Promise<PreparedTensor>;
+  classify(tensor: PreparedTensor, k: number, watch?: readonly number[]): Promise<Classification>;
+}
+
 export interface PipelineDeps {
   logger: Logger;
   clock: Clock;
-  classifier: {
-    prepare(data: Buffer, raw?: Frame['raw']): Promise<PreparedTensor>;
-    classify(tensor: PreparedTensor, k: number, watch?: readonly number[]): Promise<Classification>;
-  };
+  classifier: FrameClassifier;
   topK: () => number;
   /** Label indices whose probabilities every result must carry (watch rules). */
   watch?: () => readonly number[];
@@ -35,6 +37,13 @@ interface Ready {
   frame: FrameMeta;
   tensor: PreparedTensor;
   preprocessMs: number;
+  /** The classifier that prepared it: its tensor layout is only valid for that model. */
+  classifier: FrameClassifier;
+}
+
+interface Swap {
+  next: FrameClassifier;
+  done: () => void;
 }
 
 /**
@@ -48,8 +57,11 @@ export class Pipeline {
   private ready: Ready | undefined;
   private inferring: Promise<void> | undefined;
   private accepting = false;
+  private classifier: FrameClassifier;
+  private swap: Swap | undefined;
 
   constructor(private readonly deps: PipelineDeps) {
+    this.classifier = deps.classifier;
     const log = deps.logger;
     this.slots = new FrameSlots({
       onFrame: () => this.pump(),
@@ -92,11 +104,31 @@ export class Pipeline {
       discarded++;
     }
     if (discarded > 0) this.deps.logger.info({ discarded }, 'frames not yet in inference dropped at shutdown');
+    this.pump(); // completes a pending model switch
+  }
+
+  /**
+   * Switches to another model between two frames: the frames already decoded or in inference
+   * finish on the old model, the next one is prepared for the new one. Resolves once switched,
+   * after which the old model may be disposed. No frame fails; the gap is one inference.
+   */
+  setClassifier(next: FrameClassifier): Promise<void> {
+    this.swap?.done();
+    return new Promise((resolve) => {
+      this.swap = { next, done: resolve };
+      this.pump();
+    });
   }
 
   private pump(): void {
+    if (this.swap && !this.preparing && !this.ready && !this.inferring) {
+      this.classifier = this.swap.next;
+      const { done } = this.swap;
+      this.swap = undefined;
+      done();
+    }
     if (!this.accepting) return;
-    if (!this.preparing && !this.ready) {
+    if (!this.preparing && !this.ready && !this.swap) {
       const frame = this.slots.take();
       if (frame) this.preparing = this.prepare(frame).finally(() => {
         this.preparing = undefined;
@@ -116,12 +148,13 @@ export class Pipeline {
   }
 
   private async prepare(frame: Frame): Promise<void> {
-    const { clock, classifier, logger } = this.deps;
+    const { clock, logger } = this.deps;
+    const classifier = this.classifier;
     const { data, ...meta } = frame;
     const started = clock.monotonic();
     try {
       const tensor = await classifier.prepare(data, frame.raw);
-      this.ready = { frame: meta, tensor, preprocessMs: clock.monotonic() - started };
+      this.ready = { frame: meta, tensor, preprocessMs: clock.monotonic() - started, classifier };
     } catch (err) {
       this.slots.counters(frame.camera).decodeErrors++;
       logger.warn(
@@ -132,8 +165,8 @@ export class Pipeline {
   }
 
   private async infer(ready: Ready): Promise<void> {
-    const { clock, classifier, logger } = this.deps;
-    const { frame, tensor, preprocessMs } = ready;
+    const { clock, logger } = this.deps;
+    const { frame, tensor, preprocessMs, classifier } = ready;
     try {
       const { top, inferenceMs, scores } = await classifier.classify(tensor, this.deps.topK(), this.deps.watch?.() ?? []);
       this.slots.counters(frame.camera).classified++;
