@@ -8,10 +8,9 @@ config schema       print the config's JSON Schema`;
 
 /** Files the config points at; a typo here is the most common broken deployment. */
 async function missingFiles(cfg: Awaited<ReturnType<typeof loadConfigFile>>): Promise<string[]> {
-  const checks: [string, string][] = [
-    ['model.path', cfg.model.path],
-    ['model.labels', cfg.model.labels],
-  ];
+  const checks: [string, string][] = [];
+  if (cfg.model.path) checks.push(['model.path', cfg.model.path]);
+  if (cfg.model.labels) checks.push(['model.labels', cfg.model.labels]);
   cfg.cameras.forEach((c, i) => {
     if (c.source.type === 'directory') checks.push([`cameras[${i}].source.path`, c.source.path]);
   });

@@ -37,8 +37,12 @@ export type ExecutionProvider = z.infer<typeof ExecutionProvider>;
 
 export const ModelSchema = z
   .object({
-    path: z.string().min(1).describe('ONNX model file; relative paths resolve against the working directory'),
-    labels: z.string().min(1).describe('synset.txt style ("n02123045 tabby, tabby cat") or one name per line'),
+    path: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('ONNX model file (relative: to the working directory); optional with updates.manifest_url, which then installs one'),
+    labels: z.string().min(1).optional().describe('synset.txt style ("n02123045 tabby, tabby cat") or one name per line'),
     name: z.string().min(1).optional().describe('default: the file name without .onnx'),
     version: z.string().min(1).optional().describe('default: the first 12 hex digits of the sha256'),
     preset: PresetName.default('imagenet'),
@@ -92,7 +96,13 @@ export const ConfigSchema = z
       .default({ level: 'info' }),
     shutdown_timeout_ms: z.number().int().min(100).max(60_000).default(4_000),
   })
-  .strict();
+  .strict()
+  .superRefine((cfg, ctx) => {
+    // Without updates there is no other way to get a model.
+    if (cfg.updates.manifest_url) return;
+    if (!cfg.model.path) ctx.addIssue({ code: 'custom', path: ['model', 'path'], message: 'required (or set updates.manifest_url to install a model)' });
+    if (!cfg.model.labels) ctx.addIssue({ code: 'custom', path: ['model', 'labels'], message: 'required (or set updates.manifest_url to install a model)' });
+  });
 
 export type Config = z.infer<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;

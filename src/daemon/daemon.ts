@@ -65,6 +65,7 @@ export class Daemon {
     const child = (module: string): Logger => logger.child({ module });
     const m = config.model;
     const spec = resolvePreprocess(m.preset, m.preprocess);
+    if (!m.path || !m.labels) throw new ConfigError('config', ['model.path: no model configured and none installed']);
 
     // The model first: a broken model is a startup error, before anything is announced.
     const classifier = new Classifier({
