@@ -54,3 +54,19 @@ export interface CameraStatusPayload {
   stalls_last_hour: number;
   frames: { captured: number; classified: number; dropped: number; decode_errors: number; capture_errors: number };
 }
+
+export type UpdateState = 'idle' | 'checking' | 'downloading' | 'validating' | 'activating' | 'probation' | 'rolled-back' | 'failed';
+
+/** Retained B/D/model: what is installed and what the updater is doing. */
+export interface ModelUpdatePayload {
+  v: 1;
+  device: string;
+  installed: { version: string; sha256: string; since?: string } | null;
+  state: UpdateState;
+  target?: string | null;
+  progress: { bytes: number; total: number } | null;
+  last_error: string | null;
+  last_check: string | null;
+  next_check: string | null;
+  refused?: { version: string; reason: string }[];
+}

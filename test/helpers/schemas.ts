@@ -18,4 +18,5 @@ export const schemaErrors = {
   labelEvent: load('label-event'),
   stats: load('stats'),
   response: load('response'),
+  modelUpdate: load('model-update'),
 };
