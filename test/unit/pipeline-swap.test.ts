@@ -6,9 +6,9 @@ import { createSystemClock } from '../../src/ops/clock.js';
 /** A classifier that tags its results with its name and takes `ms` per inference. */
 function model(name: string, ms: number, log: string[]): FrameClassifier {
   return {
-    prepare: async (data) => {
+    prepare: (data) => {
       log.push(`${name}:prepare:${data.readUInt8(0)}`);
-      return { data: new Float32Array(1), dims: [1], width: data.readUInt8(0), height: 1 };
+      return Promise.resolve({ data: new Float32Array(1), dims: [1], width: data.readUInt8(0), height: 1 });
     },
     classify: async (tensor) => {
       log.push(`${name}:classify:${tensor.width}`);
