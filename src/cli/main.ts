@@ -9,6 +9,8 @@ import { classifyCommand, CLASSIFY_USAGE } from './classify.js';
 import { configCommand, CONFIG_USAGE } from './config-commands.js';
 import { loadRunConfig, runDaemon, RUN_USAGE } from './run.js';
 import { demoCommand, DEMO_USAGE } from './demo.js';
+import { modelCommand, MODEL_USAGE } from './model.js';
+import { releaseCommand, RELEASE_USAGE } from './release.js';
 import { UsageError, type CliContext } from './context.js';
 
 // The entry point: the only place that touches process.exit, signals and the real environment.
@@ -21,7 +23,9 @@ usage: edge-classifier <command>
   ${CLASSIFY_USAGE}
   ${RUN_USAGE}
   ${DEMO_USAGE}
-  ${CONFIG_USAGE.replace(/\n/g, '\n  ')}`;
+  ${MODEL_USAGE}
+  ${CONFIG_USAGE.replace(/\n/g, '\n  ')}
+  ${RELEASE_USAGE.replace(/\n/g, '\n  ')}`;
 
 /** First SIGTERM/SIGINT resolves the promise (graceful stop); a second one exits at once. */
 function shutdownSignal(): Promise<string> {
@@ -79,6 +83,10 @@ async function main(argv: string[]): Promise<number> {
       return demoCommand(rest, ctx, shutdownSignal());
     case 'config':
       return configCommand(rest, ctx);
+    case 'model':
+      return modelCommand(rest, ctx);
+    case 'release':
+      return releaseCommand(rest, ctx);
     case '--version':
     case '-v':
       ctx.stdout(version);
