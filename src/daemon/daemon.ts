@@ -6,14 +6,15 @@ import type { Clock } from '../ops/clock.js';
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../config/load.js';
 import { RuntimeSettings } from '../config/runtime-settings.js';
-import { Classifier, type ActiveModel } from '../inference/classifier.js';
+import type { ActiveModel } from '../inference/classifier.js';
+import { ModelManager } from './model-manager.js';
 import { resolvePreprocess } from '../vision/presets.js';
 import { EmbeddedBroker } from '../mqtt/embedded-broker.js';
 import { MqttPublisher } from '../mqtt/mqtt-publisher.js';
 import { HomeAssistant } from '../mqtt/home-assistant.js';
 import { CommandServer } from '../mqtt/commands/command-server.js';
 import { LabelWatcher, resolveRules } from '../mqtt/label-watch.js';
-import type { ModelRef, PredictionPayload } from '../mqtt/payloads.js';
+import type { ModelRef, ModelUpdatePayload, PredictionPayload } from '../mqtt/payloads.js';
 import { LatencyWindow } from '../ops/latency-window.js';
 import { Pipeline } from './pipeline.js';
 import { Cameras } from './cameras.js';
@@ -33,6 +34,8 @@ export interface DaemonDeps {
   /** For credentials referenced by name (password_env). */
   env: NodeJS.ProcessEnv;
   connectMqtt?: typeof mqttConnect;
+  /** For over-the-air updates; the global fetch when absent. */
+  fetch?: typeof fetch;
   /** Called with every published prediction (the demo prints them). */
   onPrediction?: (payload: PredictionPayload) => void;
 }
@@ -44,7 +47,9 @@ export interface DaemonDeps {
  */
 export class Daemon {
   private readonly lifecycle: Lifecycle;
-  private classifier: Classifier | undefined;
+  private models: ModelManager | undefined;
+  private mqtt: MqttPublisher | undefined;
+  private modelReport: ModelUpdatePayload | undefined;
   private cameras: Cameras | undefined;
   private broker: EmbeddedBroker | undefined;
 
@@ -53,7 +58,7 @@ export class Daemon {
   }
 
   get model(): ActiveModel | undefined {
-    return this.classifier?.model;
+    return this.models?.model;
   }
 
   get brokerUrl(): string | undefined {
@@ -63,29 +68,23 @@ export class Daemon {
   async start(): Promise<void> {
     const { config, logger, clock } = this.deps;
     const child = (module: string): Logger => logger.child({ module });
-    const m = config.model;
-    const spec = resolvePreprocess(m.preset, m.preprocess);
-    if (!m.path || !m.labels) throw new ConfigError('config', ['model.path: no model configured and none installed']);
-
-    // The model first: a broken model is a startup error, before anything is announced.
-    const classifier = new Classifier({
-      logger: child('classifier'),
+    const models = new ModelManager({
+      logger,
       clock,
+      config,
+      version: this.deps.version,
       workerUrl: this.deps.workerUrl,
-      config: {
-        modelPath: m.path,
-        labelsPath: m.labels,
-        name: m.name,
-        version: m.version,
-        preprocess: spec,
-        output: m.output,
-        providers: m.execution_providers,
-        intraOpThreads: m.intra_op_threads,
-        deviceId: m.device_id,
+      fetch: this.deps.fetch ?? fetch,
+      report: (p) => {
+        this.modelReport = p;
+        this.mqtt?.retain(this.mqtt.topics.model, JSON.stringify(p));
       },
     });
-    this.classifier = classifier;
-    await this.lifecycle.start({ name: 'classifier', start: () => classifier.start(), stop: () => classifier.stop() });
+    this.models = models;
+    // The model first: a broken model is a startup error, before anything is announced.
+    await this.lifecycle.start({ name: 'model', start: () => models.start(), stop: () => models.stop() });
+    const classifier = models.current!;
+    const spec = resolvePreprocess(config.model.preset, config.model.preprocess);
     const watcher = this.watcher(classifier.labelList);
 
     const settings = new RuntimeSettings({ logger: child('settings'), base: config.publish, file: join(config.state_dir, 'runtime.json') });
@@ -107,12 +106,14 @@ export class Daemon {
       url,
       embedded: this.broker !== undefined,
       version: this.deps.version,
-      statusDetails: () => ({ model: this.modelRef() ?? null, execution_provider: classifier.model?.provider ?? null, cameras: config.cameras.map((c) => c.id) }),
+      statusDetails: () => ({ model: this.modelRef() ?? null, execution_provider: models.model?.provider ?? null, cameras: config.cameras.map((c) => c.id) }),
       predictionExpiry: () => settings.get().expiry,
       stateDir: config.state_dir,
       ...(this.deps.connectMqtt ? { connect: this.deps.connectMqtt } : {}),
     });
     await this.lifecycle.start({ name: 'mqtt', start: () => mqtt.start(), stop: () => mqtt.stop() });
+    this.mqtt = mqtt;
+    if (this.modelReport) mqtt.retain(mqtt.topics.model, JSON.stringify(this.modelReport));
 
     const router = new PredictionRouter({
       clock,
@@ -137,6 +138,7 @@ export class Daemon {
         inference.add(r.latency.inference);
         router.handle(r);
       },
+      onInferenceError: () => models.inferenceError(),
     });
     await this.lifecycle.start({
       name: 'pipeline',
@@ -179,7 +181,13 @@ export class Daemon {
         logger: child('commands'),
         config: config.commands,
         mqtt,
-        commands: daemonCommands({ cameras, router, settings, mqtt }),
+        commands: daemonCommands({
+          cameras,
+          router,
+          settings,
+          mqtt,
+          ...(models.updates ? { updateCheck: async () => ({ outcome: await models.updates!.checkNow(), model: models.updates!.payload }) } : {}),
+        }),
       });
       await this.lifecycle.start({ name: 'commands', start: () => commands.start(), stop: () => commands.stop() });
     }
@@ -200,6 +208,15 @@ export class Daemon {
       });
       await this.lifecycle.start({ name: 'stats', start: () => stats.start(), stop: () => stats.stop() });
     }
+    await this.lifecycle.start({
+      name: 'updates',
+      start: () =>
+        models.startUpdates(async (next) => {
+          await pipeline.setClassifier(next);
+          mqtt.republish(); // availability carries the model version
+        }),
+      stop: () => Promise.resolve(),
+    });
     logger.info({ device: config.device_id, cameras: config.cameras.map((c) => c.id) }, 'daemon started');
   }
 
@@ -218,7 +235,7 @@ export class Daemon {
   }
 
   private modelRef(): ModelRef | undefined {
-    const model = this.classifier?.model;
+    const model = this.models?.model;
     return model ? { name: model.name, version: model.version, sha256: model.sha256 } : undefined;
   }
 }

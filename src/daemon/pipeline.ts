@@ -31,6 +31,8 @@ export interface PipelineDeps {
   /** Label indices whose probabilities every result must carry (watch rules). */
   watch?: () => readonly number[];
   publish: (result: ClassifiedFrame) => void;
+  /** Told about every failed inference (a model on probation is rolled back after repeated ones). */
+  onInferenceError?: () => void;
 }
 
 interface Ready {
@@ -180,6 +182,7 @@ export class Pipeline {
       });
     } catch (err) {
       this.slots.counters(frame.camera).inferenceErrors++;
+      this.deps.onInferenceError?.();
       logger.error({ camera: frame.camera, seq: frame.seq, err: (err as Error).message }, 'inference failed; frame skipped');
     }
   }

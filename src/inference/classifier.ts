@@ -53,6 +53,7 @@ export class Classifier {
   private active: ActiveModel | undefined;
   private restarting = false;
   private stopped = false;
+  private crashListener: (() => void) | undefined;
 
   constructor(private readonly deps: ClassifierDeps) {}
 
@@ -138,8 +139,14 @@ export class Classifier {
     }
   }
 
+  /** Told about every worker crash (a model on probation is rolled back after repeated ones). */
+  onWorkerCrash(listener: () => void): void {
+    this.crashListener = listener;
+  }
+
   /** A crashed worker is restarted with the same model, with backoff, for as long as it takes. */
   private async restartWorker(): Promise<void> {
+    this.crashListener?.();
     if (this.restarting) return;
     this.restarting = true;
     const { logger, clock } = this.deps;

@@ -1,0 +1,346 @@
+/**
+ * Installed models under state_dir, switched atomically, put on probation and rolled back.
+ *
+ *   models/<version>/       model.onnx labels.txt model.json manifest.json manifest.json.sig [validation/]
+ *                           .complete (JSON: sha256 of every file; written last)
+ *   models/current          relative symlink -> <version>: the model the daemon serves
+ *   tmp/                    downloads (the downloader's; kept across restarts for resume)
+ *   update-state.json       installed, previous, refused, probation, last check
+ *
+ * Crash safety: what a SIGKILL (or power loss: every step below is fsynced before the next) at
+ * any point leaves, and what start() does with it:
+ * - install fills `<version>.partial/`, fsyncs each file, writes `.complete` last, fsyncs the dir,
+ *   then renames it to `<version>` and fsyncs models/: the rename is the commit. Killed before it:
+ *   a `.partial` dir, deleted by start(). A `<version>` dir without a readable `.complete` cannot
+ *   come from this order; start() deletes one anyway (manual tampering).
+ * - `current` only ever points at a complete dir: a new link `current.tmp` is renamed over it
+ *   (rename(2) replaces atomically: old or new link, never none) and models/ is fsynced.
+ *   start() deletes a leftover `current.tmp`.
+ * - update-state.json is replaced the same way (tmp + fsync + rename + dir fsync).
+ * - A switch (activate, rollback) writes its intent to the state file first, then moves the link.
+ *   Killed in between, start() sees link != state.installed and finishes the switch, so a new
+ *   model never runs without its probation, and a rolled-back one is already refused.
+ * - Removal renames `<version>` to `<version>.deleting` first, so a half-deleted dir is never
+ *   taken for a complete one; start() finishes the deletion.
+ * - start() re-hashes the current version against `.complete` and falls back to the previous
+ *   version if a file changed (bit rot, manual edits): the daemon starts on a verified model.
+ */
+import { mkdir, readFile, readdir, readlink, rename, rm, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../ops/logger.js';
+import type { Clock } from '../ops/clock.js';
+import type { UpdatesConfig } from '../config/updates-schema.js';
+import { fsyncPath, isValidVersionName, NAMES, readMarker, removeVersionDir, SCRATCH, verifyVersionDir, writeDurable, writeVersionDir, type ModelFiles } from './model-dirs.js';
+
+export type { ModelFiles } from './model-dirs.js';
+
+export interface InstalledModel {
+  version: string;
+  dir: string;
+  modelPath: string;
+  labelsPath: string;
+  /** model.json as JSON (check it with ModelJsonSchema from manifest.ts; the store does not interpret it). */
+  modelJson: unknown;
+}
+
+export interface Probation {
+  version: string;
+  /** Epoch ms of the activation. */
+  since: number;
+  restarts: number;
+  errors: number;
+}
+
+export interface UpdateState {
+  installed?: string | undefined;
+  previous?: string | undefined;
+  refused: Record<string, { reason: string; at: number }>;
+  probation?: Probation | undefined;
+  lastCheck?: { at: number; result: string } | undefined;
+}
+
+/** After recordRestart/recordInferenceError: `trip` is the rollback reason once a limit is hit. */
+export interface ProbationStatus {
+  active: boolean;
+  restarts: number;
+  errors: number;
+  trip?: string;
+}
+
+export interface ModelStoreDeps {
+  logger: Logger;
+  clock: Clock;
+  config: Pick<UpdatesConfig, 'keep_versions' | 'probation'> & { state_dir: string };
+}
+
+export class ModelStore {
+  private state: UpdateState = { refused: {} };
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly models: string;
+  private readonly stateFile: string;
+
+  constructor(private readonly deps: ModelStoreDeps) {
+    this.models = join(deps.config.state_dir, 'models');
+    this.stateFile = join(deps.config.state_dir, 'update-state.json');
+  }
+
+  /** Where the downloader keeps its partial downloads. */
+  get tmpDir(): string {
+    return join(this.deps.config.state_dir, 'tmp');
+  }
+
+  /** A copy of the persisted state. */
+  snapshot(): UpdateState {
+    return structuredClone(this.state);
+  }
+
+  async start(): Promise<void> {
+    await mkdir(this.models, { recursive: true });
+    await mkdir(this.tmpDir, { recursive: true });
+    const fresh = await this.readState();
+    await rm(`${this.stateFile}.tmp`, { force: true });
+    await rm(join(this.models, 'current.tmp'), { force: true });
+    for (const name of await readdir(this.models)) {
+      if (name === 'current') continue;
+      const scratch = SCRATCH.test(name);
+      if (scratch || !(await this.marker(name))) {
+        this.deps.logger.warn({ entry: name }, scratch ? 'removing an interrupted install or removal' : 'removing an incomplete model dir');
+        await rm(join(this.models, name), { recursive: true, force: true });
+      }
+    }
+    await this.reconcile(fresh);
+  }
+
+  async stop(): Promise<void> {
+    await this.queue;
+  }
+
+  /** The served version, or undefined (none installed: the daemon uses its configured model). */
+  async current(): Promise<InstalledModel | undefined> {
+    const version = this.state.installed;
+    if (!version) return undefined;
+    return this.describe(version);
+  }
+
+  isRefused(version: string): boolean {
+    return Object.hasOwn(this.state.refused, version);
+  }
+
+  /** Complete versions, newest install first. */
+  async versions(): Promise<{ version: string; installedAt: number }[]> {
+    const found: { version: string; installedAt: number }[] = [];
+    for (const name of await readdir(this.models)) {
+      const m = name === 'current' || SCRATCH.test(name) ? undefined : await this.marker(name);
+      if (m) found.push({ version: name, installedAt: m.installedAt });
+    }
+    return found.sort((a, b) => b.installedAt - a.installedAt);
+  }
+
+  /** Moves the files into models/<version>/ durably (see the top of the file); the sources are consumed. */
+  install(version: string, files: ModelFiles): Promise<InstalledModel> {
+    return this.serial(async () => {
+      if (!isValidVersionName(version)) throw new Error(`invalid model version "${version}"`);
+      if (this.isRefused(version)) throw new Error(`model version ${version} is refused: ${this.state.refused[version]?.reason}`);
+      if (!(await this.marker(version))) {
+        await writeVersionDir(this.models, version, files, this.deps.clock.now());
+        this.deps.logger.info({ version }, 'model installed');
+      }
+      return this.describe(version);
+    });
+  }
+  /** Serves `version` from now on (and after restarts), on probation; the old one becomes `previous`. */
+  activate(version: string): Promise<void> {
+    return this.serial(async () => {
+      if (this.isRefused(version)) throw new Error(`model version ${version} is refused`);
+      if (!(await this.marker(version))) throw new Error(`model version ${version} is not installed`);
+      if (this.state.installed === version) return;
+      const probation = { version, since: this.deps.clock.now(), restarts: 0, errors: 0 };
+      await this.commit({ ...this.state, installed: version, previous: this.state.installed, probation });
+      await this.link(version);
+      this.deps.logger.info({ version, previous: this.state.previous }, 'model activated, on probation');
+    });
+  }
+
+  /** Back to `previous` (or to none: the configured model); the current version is refused for good. */
+  rollback(reason: string): Promise<{ from: string; to: string | undefined }> {
+    return this.serial(async () => {
+      const from = this.state.installed;
+      if (!from) throw new Error('no installed model to roll back');
+      const prev = this.state.previous;
+      const to = prev && (await this.marker(prev)) ? prev : undefined;
+      const refused = { ...this.state.refused, [from]: { reason, at: this.deps.clock.now() } };
+      await this.commit({ ...this.state, installed: to, previous: undefined, probation: undefined, refused });
+      await this.link(to);
+      this.deps.logger.warn({ from, to, reason }, 'model rolled back');
+      return { from, to };
+    });
+  }
+
+  /** Never installs `version` again (a release that failed validation, say). */
+  refuse(version: string, reason: string): Promise<void> {
+    return this.serial(() => this.commit({ ...this.state, refused: { ...this.state.refused, [version]: { reason, at: this.deps.clock.now() } } }));
+  }
+
+  /**
+   * Call once per daemon start: counted in the state file, so a crash loop is seen across
+   * restarts. Every start within the window counts, a planned one too (max_restarts allows for it).
+   */
+  recordRestart(): Promise<ProbationStatus> {
+    return this.count('restarts');
+  }
+
+  recordInferenceError(): Promise<ProbationStatus> {
+    return this.count('errors');
+  }
+
+  /**
+   * Wall-clock, since the window must span restarts. A Pi without RTC may jump forward at NTP
+   * sync and end a probation early; a backward jump only makes it longer.
+   */
+  probationExpired(now = this.deps.clock.now()): boolean {
+    const p = this.state.probation;
+    return p !== undefined && now - p.since >= this.deps.config.probation.seconds * 1000;
+  }
+
+  /** The probation window passed without trouble: the version is trusted. */
+  endProbation(): Promise<void> {
+    return this.serial(async () => {
+      if (this.state.probation) await this.commit({ ...this.state, probation: undefined });
+    });
+  }
+
+  recordCheck(result: string, at = this.deps.clock.now()): Promise<void> {
+    return this.serial(() => this.commit({ ...this.state, lastCheck: { at, result } }));
+  }
+
+  /** Deletes refused versions and all but the newest `keep`; never the installed or previous one. */
+  prune(keep = this.deps.config.keep_versions): Promise<string[]> {
+    return this.serial(async () => {
+      const s = this.state;
+      const guarded = new Set([s.installed, s.previous, s.probation?.version].filter((v): v is string => v !== undefined));
+      const removed: string[] = [];
+      let kept = guarded.size;
+      for (const { version } of await this.versions()) {
+        if (guarded.has(version)) continue;
+        if (!this.isRefused(version) && kept < keep) kept++;
+        else removed.push(version);
+      }
+      for (const v of removed) await this.removeDir(v);
+      return removed;
+    });
+  }
+
+  /** Deletes one version that is neither installed nor previous (a candidate that failed validation). */
+  remove(version: string): Promise<void> {
+    return this.serial(async () => {
+      if (version === this.state.installed || version === this.state.previous) throw new Error(`model version ${version} is in use`);
+      await this.removeDir(version);
+    });
+  }
+
+  private count(what: 'restarts' | 'errors'): Promise<ProbationStatus> {
+    return this.serial(async () => {
+      const p = this.state.probation;
+      if (!p) return { active: false, restarts: 0, errors: 0 };
+      if (this.probationExpired()) {
+        await this.commit({ ...this.state, probation: undefined });
+        return { active: false, restarts: p.restarts, errors: p.errors };
+      }
+      const next = { ...p, [what]: p[what] + 1 };
+      await this.commit({ ...this.state, probation: next });
+      const { probation } = this.deps.config;
+      const limit = what === 'restarts' ? probation.max_restarts : probation.max_inference_errors;
+      const status: ProbationStatus = { active: true, restarts: next.restarts, errors: next.errors };
+      if (next[what] >= limit) {
+        const within = `within ${probation.seconds} s of activating ${p.version}`;
+        status.trip = what === 'restarts' ? `${next.restarts} restarts (crash loop) ${within}` : `${next.errors} inference errors ${within}`;
+      }
+      return status;
+    });
+  }
+
+  /** Runs mutations one at a time: each reads the state the previous one committed. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Writes the state file atomically and durably, then adopts it. */
+  private async commit(next: UpdateState): Promise<void> {
+    const tmp = `${this.stateFile}.tmp`;
+    await writeDurable(tmp, `${JSON.stringify(next, null, 2)}\n`);
+    await rename(tmp, this.stateFile);
+    await fsyncPath(this.deps.config.state_dir);
+    this.state = next;
+  }
+
+  /** Points `current` at `version` (or removes it) with one rename, made durable by the dir fsync. */
+  private async link(version: string | undefined): Promise<void> {
+    const current = join(this.models, 'current');
+    if (version) {
+      const tmp = `${current}.tmp`;
+      await rm(tmp, { force: true });
+      await symlink(version, tmp);
+      await rename(tmp, current);
+    } else {
+      await rm(current, { force: true });
+    }
+    await fsyncPath(this.models);
+  }
+
+  private async removeDir(version: string): Promise<void> {
+    await removeVersionDir(this.models, version);
+    this.deps.logger.info({ version }, 'model version removed');
+  }
+
+  private marker(version: string): ReturnType<typeof readMarker> {
+    return readMarker(this.models, version);
+  }
+
+  private async describe(version: string): Promise<InstalledModel> {
+    const dir = join(this.models, version);
+    const modelJson = JSON.parse(await readFile(join(dir, NAMES.modelJson), 'utf8')) as unknown;
+    return { version, dir, modelPath: join(dir, NAMES.model), labelsPath: join(dir, NAMES.labels), modelJson };
+  }
+
+  /** undefined when the state file is missing (first start); a broken one is reported and reset. */
+  private async readState(): Promise<UpdateState | undefined> {
+    let text: string;
+    try {
+      text = await readFile(this.stateFile, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    try {
+      const s = JSON.parse(text) as UpdateState;
+      return { ...s, refused: s.refused ?? {} };
+    } catch (err) {
+      this.deps.logger.error({ err, file: this.stateFile }, 'update state unreadable, starting over');
+      return undefined;
+    }
+  }
+
+  /** Makes `current`, the state and the disk agree (see the top of the file), on a verified model. */
+  private async reconcile(saved: UpdateState | undefined): Promise<void> {
+    const { logger } = this.deps;
+    const linked = await readlink(join(this.models, 'current')).catch(() => undefined);
+    // No state file: adopt the link. Otherwise the state is the intent and the link follows it.
+    let next: UpdateState = saved ?? { refused: {}, installed: linked };
+    for (;;) {
+      const v = next.installed;
+      const bad = v === undefined ? undefined : await verifyVersionDir(this.models, v);
+      if (!bad) break;
+      logger.error({ version: v, problem: bad, fallback: next.previous }, 'installed model unusable, falling back');
+      if (bad !== 'not installed' && v) await this.removeDir(v);
+      next = { ...next, installed: next.previous, previous: undefined, probation: undefined };
+    }
+    if (JSON.stringify(next) !== JSON.stringify(saved)) await this.commit(next);
+    else this.state = next;
+    if (linked !== next.installed) {
+      logger.warn({ from: linked, to: next.installed }, 'finishing an interrupted model switch');
+      await this.link(next.installed);
+    }
+  }
+}

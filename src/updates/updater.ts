@@ -1,0 +1,290 @@
+import { join } from 'node:path';
+import { readFile, writeFile } from 'node:fs/promises';
+import type { Logger } from '../ops/logger.js';
+import type { Clock } from '../ops/clock.js';
+import type { ExecutionProvider, UpdatesConfig } from '../config/schema.js';
+import type { ModelUpdatePayload, UpdateState } from '../mqtt/payloads.js';
+import { conditionalGet, redactUrl } from './http-poll.js';
+import { verifyManifest } from './signing.js';
+import { checkManifest } from './manifest-check.js';
+import { ModelJsonSchema, resolveArtifactUrl, type Artifact, type Manifest, type ModelJson } from './manifest.js';
+import type { Downloader } from './downloader.js';
+import type { InstalledModel, ModelStore } from './model-store.js';
+import type { ValidationReport, ValidationRequest } from './validator.js';
+import { sha256File } from '../inference/model-identity.js';
+
+export interface UpdaterDeps {
+  logger: Logger;
+  clock: Clock;
+  config: UpdatesConfig & { manifest_url: string };
+  deviceId: string;
+  daemonVersion: string;
+  fetch: typeof fetch;
+  /** Trusted Ed25519 public keys (PEM text). */
+  publicKeys: string[];
+  providers: ExecutionProvider[];
+  store: ModelStore;
+  downloader: Downloader;
+  validate: (req: ValidationRequest) => Promise<ValidationReport>;
+  /** The model serving now, as the baseline for the latency check. */
+  serving: () => { version: string | undefined; modelPath: string; modelJson: Pick<ModelJson, 'preset' | 'preprocess'> } | undefined;
+  /** Loads the installed model and swaps it in between two frames; throws if it cannot. */
+  activate: (model: InstalledModel) => Promise<void>;
+  /** Retained B/D/model. */
+  report: (payload: ModelUpdatePayload) => void;
+}
+
+export interface CheckOutcome {
+  result: 'installed' | 'up-to-date' | 'not-modified' | 'waiting' | 'refused' | 'failed';
+  version?: string;
+  reason?: string;
+}
+
+const MAX_SIG_BYTES = 4096;
+
+/**
+ * Over-the-air updates: poll the signed manifest, download the artifacts (resumable, size- and
+ * sha256-checked), validate the candidate in its own worker while the current model serves,
+ * install it crash-safely, swap it in, and watch it on probation. Every step is reported on
+ * retained B/D/model; a refused release says why and the old model keeps running.
+ */
+export class Updater {
+  private status: ModelUpdatePayload;
+  private etag: string | undefined;
+  private lastModified: string | undefined;
+  private running: Promise<CheckOutcome> | undefined;
+  private readonly abort = new AbortController();
+  private loop: Promise<void> | undefined;
+  private nextCheck: number | undefined;
+
+  constructor(private readonly deps: UpdaterDeps) {
+    this.status = { v: 1, device: deps.deviceId, installed: null, state: 'idle', progress: null, last_error: null, last_check: null, next_check: null };
+  }
+
+  get payload(): ModelUpdatePayload {
+    return this.status;
+  }
+
+  async start(): Promise<void> {
+    await this.refreshInstalled();
+    this.publish({});
+    this.loop = this.schedule();
+    await Promise.resolve();
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.loop;
+    await this.running?.catch(() => undefined);
+  }
+
+  /** One check now (the `update-check` command); concurrent calls share the running check. */
+  checkNow(): Promise<CheckOutcome> {
+    this.running ??= this.check().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  /** After activation: a swapped-in model that misbehaves is rolled back (probation). */
+  async inferenceError(): Promise<void> {
+    const p = await this.deps.store.recordInferenceError();
+    if (p.trip) await this.rollback(p.trip);
+  }
+
+  async rollback(reason: string): Promise<void> {
+    const { store, logger } = this.deps;
+    const { from, to } = await store.rollback(reason);
+    logger.error({ from, to, reason }, 'model rolled back');
+    const previous = to ? await store.current() : undefined;
+    if (previous) await this.deps.activate(previous);
+    await this.refreshInstalled();
+    this.publish({ state: 'rolled-back', target: from, last_error: `rolled back ${from}: ${reason}` });
+  }
+
+  private async schedule(): Promise<void> {
+    const { clock, config, store } = this.deps;
+    const signal = this.abort.signal;
+    // No model yet: install one first. Otherwise the first check comes after a short jitter.
+    let delay = (await store.current()) ? 5_000 + Math.random() * 10_000 : 0;
+    while (!signal.aborted) {
+      this.nextCheck = clock.now() + delay;
+      this.publish({});
+      await clock.sleep(delay, signal);
+      if (signal.aborted) break;
+      await this.probationTick();
+      const outcome = await this.checkNow().catch((err: unknown) => ({ result: 'failed' as const, reason: (err as Error).message }));
+      const noModel = !(await store.current());
+      // Jitter spreads a fleet's polls; without a model, retry sooner.
+      delay = noModel && outcome.result !== 'up-to-date' ? 30_000 : config.interval * 1000 * (1 + Math.random() * 0.1);
+    }
+  }
+
+  private async probationTick(): Promise<void> {
+    const { store } = this.deps;
+    if (store.snapshot().probation && store.probationExpired()) {
+      await store.endProbation();
+      this.publish({ state: 'idle' });
+    }
+  }
+
+  private async check(): Promise<CheckOutcome> {
+    const { config, logger, store, clock } = this.deps;
+    this.publish({ state: 'checking', progress: null });
+    try {
+      const got = await conditionalGet(config.manifest_url, {
+        timeoutMs: config.download.timeout_ms,
+        fetch: this.deps.fetch,
+        signal: this.abort.signal,
+        ...(this.etag ? { etag: this.etag } : {}),
+        ...(this.lastModified ? { lastModified: this.lastModified } : {}),
+      });
+      if (got.status === 'not-modified') return await this.done({ result: 'not-modified' });
+      const sig = await conditionalGet(`${config.manifest_url}.sig`, { timeoutMs: config.download.timeout_ms, maxBytes: MAX_SIG_BYTES, fetch: this.deps.fetch });
+      if (sig.status !== 'ok') throw new Error('the manifest signature could not be fetched');
+      // Nothing in the manifest is trusted before this line.
+      verifyManifest(got.body, sig.body.toString('utf8'), this.deps.publicKeys);
+      let json: unknown;
+      try {
+        json = JSON.parse(got.body.toString('utf8'));
+      } catch {
+        return await this.refuse(undefined, 'the signed manifest is not valid JSON', false);
+      }
+      const installed = store.snapshot().installed;
+      const verdict = checkManifest(json, { now: clock.now(), installedVersion: installed, daemonVersion: this.deps.daemonVersion, channel: config.channel, deviceId: this.deps.deviceId });
+      this.etag = got.etag;
+      this.lastModified = got.lastModified;
+      if (!verdict.ok) {
+        if (verdict.waiting) return await this.done({ result: 'waiting', reason: verdict.reason });
+        if (verdict.code === 'not-newer' && json && (json as { version?: unknown }).version === installed) return await this.done({ result: 'up-to-date', version: installed });
+        // Expired, downgrade, wrong channel, too new for this daemon: reported, not remembered,
+        // since a re-signed manifest may fix it.
+        return await this.refuse((json as { version?: string }).version, verdict.reason, false);
+      }
+      const manifest = verdict.manifest;
+      if (store.isRefused(manifest.version)) {
+        return await this.done({ result: 'refused', version: manifest.version, reason: `version ${manifest.version} was refused earlier` });
+      }
+      return await this.install(manifest, got.body, sig.body);
+    } catch (err) {
+      const reason = (err as Error).message;
+      logger.warn({ err: reason }, 'update check failed');
+      // A transient failure must not keep the etag of a manifest we never processed.
+      this.etag = undefined;
+      this.lastModified = undefined;
+      await store.recordCheck(`failed: ${reason}`).catch(() => undefined);
+      this.publish({ state: 'failed', last_error: reason, progress: null, last_check: new Date(clock.now()).toISOString() });
+      return { result: 'failed', reason };
+    }
+  }
+
+  private async install(manifest: Manifest, rawManifest: Buffer, rawSig: Buffer): Promise<CheckOutcome> {
+    const { config, store, downloader, logger } = this.deps;
+    const version = manifest.version;
+    const dir = join(store.tmpDir, version);
+    const a = manifest.artifacts;
+    const items: [string, Artifact][] = [
+      ['model.onnx', a.model],
+      ['labels.txt', a.labels],
+      ['model.json', a.model_json],
+      ...(a.validation ?? []).map((v): [string, Artifact] => [v.url, v]),
+    ];
+    const total = items.reduce((s, [, art]) => s + art.size, 0);
+    let done = 0;
+    this.publish({ state: 'downloading', target: version, progress: { bytes: 0, total } });
+    for (const [name, art] of items) {
+      let lastReport = 0;
+      await downloader.download({
+        url: resolveArtifactUrl(config.manifest_url, art.url),
+        size: art.size,
+        sha256: art.sha256,
+        dest: join(dir, name),
+        signal: this.abort.signal,
+        onProgress: ({ received }) => {
+          const now = this.deps.clock.monotonic();
+          if (now - lastReport < 1_000) return;
+          lastReport = now;
+          this.publish({ progress: { bytes: done + received, total } });
+        },
+      });
+      done += art.size;
+    }
+    const modelJson = ModelJsonSchema.safeParse(JSON.parse(await readFile(join(dir, 'model.json'), 'utf8')));
+    if (!modelJson.success) return this.refuse(version, 'model.json does not match its schema');
+
+    this.publish({ state: 'validating', progress: null });
+    const serving = this.deps.serving();
+    const report = await this.deps.validate({
+      modelPath: join(dir, 'model.onnx'),
+      labelsPath: join(dir, 'labels.txt'),
+      modelJson: modelJson.data,
+      validationImages: modelJson.data.validation.map((v) => ({ path: join(dir, v.file), expectedIndex: v.expected_index })),
+      goldenSet: config.validation.golden_dir,
+      providers: this.deps.providers,
+      thresholds: config.validation,
+      ...(serving ? { baseline: { modelPath: serving.modelPath, modelJson: serving.modelJson } } : {}),
+    });
+    if (!report.ok) return this.refuse(version, `validation failed: ${report.reasons.join('; ')}`);
+    logger.info({ version, agreement: report.agreement, medianMs: report.medianMs }, 'model validated');
+
+    this.publish({ state: 'activating' });
+    const installed = await store.install(version, {
+      model: join(dir, 'model.onnx'),
+      labels: join(dir, 'labels.txt'),
+      modelJson: join(dir, 'model.json'),
+      manifest: await this.keep(join(dir, 'manifest.json'), rawManifest),
+      sig: await this.keep(join(dir, 'manifest.json.sig'), rawSig),
+      ...(a.validation?.length ? { validation: join(dir, 'validation') } : {}),
+    });
+    await store.activate(version);
+    try {
+      await this.deps.activate(installed);
+    } catch (err) {
+      await this.rollback(`cannot load after activation: ${(err as Error).message}`);
+      return { result: 'failed', version, reason: (err as Error).message };
+    }
+    await store.prune().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'prune failed'));
+    await this.refreshInstalled();
+    return this.done({ result: 'installed', version }, 'probation');
+  }
+
+  /** The signed manifest travels with the version, byte for byte, for audits. */
+  private async keep(path: string, bytes: Buffer): Promise<string> {
+    await writeFile(path, bytes);
+    return path;
+  }
+
+  private async refuse(version: string | undefined, reason: string, permanent = true): Promise<CheckOutcome> {
+    const { store, logger } = this.deps;
+    logger.warn({ version, reason }, 'update refused');
+    if (version && permanent) await store.refuse(version, reason).catch(() => undefined);
+    await store.recordCheck(`refused: ${reason}`).catch(() => undefined);
+    this.publish({ state: 'failed', target: version ?? null, last_error: reason, progress: null, last_check: new Date(this.deps.clock.now()).toISOString() });
+    return { result: 'refused', ...(version ? { version } : {}), reason };
+  }
+
+  private async done(outcome: CheckOutcome, state: UpdateState = 'idle'): Promise<CheckOutcome> {
+    await this.deps.store.recordCheck(outcome.result).catch(() => undefined);
+    this.publish({ state: this.deps.store.snapshot().probation ? 'probation' : state, progress: null, last_check: new Date(this.deps.clock.now()).toISOString() });
+    this.deps.logger.info({ ...outcome, manifest: redactUrl(this.deps.config.manifest_url) }, 'update check done');
+    return outcome;
+  }
+
+  private async refreshInstalled(): Promise<void> {
+    const current = await this.deps.store.current();
+    if (!current) {
+      this.status = { ...this.status, installed: null };
+      return;
+    }
+    this.status = { ...this.status, installed: { version: current.version, sha256: await sha256File(current.modelPath) } };
+  }
+
+  private publish(patch: Partial<ModelUpdatePayload>): void {
+    const refused = Object.entries(this.deps.store.snapshot().refused).map(([version, r]) => ({ version, reason: r.reason }));
+    this.status = {
+      ...this.status,
+      ...patch,
+      next_check: this.nextCheck ? new Date(this.nextCheck).toISOString() : null,
+      refused,
+    };
+    this.deps.report(this.status);
+  }
+}

@@ -1,0 +1,321 @@
+/**
+ * Validates a candidate model before activation, while the current model keeps serving.
+ *
+ * The candidate runs in its own InferenceWorker (a second worker thread, from the same compiled
+ * entry as the daemon's), so a candidate that is slow, hangs or throws never blocks the serving
+ * model or the event loop. It gets `intraOpNumThreads: 1`: onnxruntime's default is a thread per
+ * core, which would take the serving model's cores for the whole validation; one thread leaves
+ * them alone. Timings are therefore single-threaded, so they are compared with the current
+ * model timed the same way: pass `baseline` (the current model, measured here under identical
+ * conditions, after the candidate) rather than the daemon's multi-threaded latency, or a
+ * `currentMedianMs` measured like this.
+ *
+ * Checks, in order (the first failure of a step that later steps depend on ends the run):
+ * model.json preprocessing resolves; the labels load; the model loads with the configured
+ * providers; its input fits the preset and its output the label count (checkModel, the daemon's
+ * own startup check); a warm-up run; top-1 agreement on the release's validation images and on
+ * the optional local golden set, each on its own (a small local set must not drown in a large
+ * release set); the median of `timingRuns` runs against the current model's. A release without
+ * validation images (publishing allows that) and no golden set has no agreement to check.
+ */
+import { readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import type { Logger } from '../ops/logger.js';
+import type { Clock } from '../ops/clock.js';
+import type { ExecutionProvider, PreprocessSpec, UpdatesConfig } from '../config/schema.js';
+import type { ProviderFailure } from '../inference/protocol.js';
+import type { ModelJson } from './manifest.js';
+import { InferenceWorker } from '../inference/inference-worker.js';
+import { checkModel } from '../inference/model-check.js';
+import { loadLabels } from '../vision/labels.js';
+import { resolvePreprocess } from '../vision/presets.js';
+import { createPreprocessor, inputDims, type InputDType, type PreparedTensor, type TensorData } from '../vision/preprocess.js';
+import { topK } from '../vision/postprocess.js';
+
+export interface ValidationImage {
+  path: string;
+  expectedIndex: number;
+}
+
+export type ModelPreprocessing = Pick<ModelJson, 'preset' | 'preprocess'>;
+
+export interface ValidatorDeps {
+  logger: Logger;
+  clock: Clock;
+  /** The compiled worker entry (dist/inference/worker.js), as the daemon uses. */
+  workerUrl: URL;
+}
+
+export interface ValidationRequest {
+  modelPath: string;
+  labelsPath: string;
+  modelJson: ModelPreprocessing;
+  validationImages: ValidationImage[];
+  /** A directory with images and `expected.tsv` (`file<TAB>index` per line). */
+  goldenSet?: string | undefined;
+  providers: ExecutionProvider[];
+  deviceId?: number | undefined;
+  thresholds: Pick<UpdatesConfig['validation'], 'min_top1_agreement' | 'max_latency_factor'>;
+  /** The current model's median, measured single-threaded like the candidate's. */
+  currentMedianMs?: number | undefined;
+  /** The current model, timed here after the candidate when `currentMedianMs` is absent. */
+  baseline?: { modelPath: string; modelJson: ModelPreprocessing } | undefined;
+  /** Timed runs after warm-up; default 10. */
+  timingRuns?: number | undefined;
+  /** The whole validation; default 10 min (a TensorRT engine build alone can take minutes). */
+  timeoutMs?: number | undefined;
+}
+
+export interface AgreementSet {
+  name: 'release' | 'golden';
+  matched: number;
+  total: number;
+}
+
+export interface ValidationReport {
+  ok: boolean;
+  provider: ExecutionProvider | undefined;
+  /** Providers tried before `provider` and why they failed. */
+  fallbacks: ProviderFailure[];
+  inputOk: boolean;
+  warmupMs: number | undefined;
+  /** All sets together; each set is checked against the threshold on its own (see `sets`). */
+  agreement: { matched: number; total: number };
+  sets: AgreementSet[];
+  medianMs: number | undefined;
+  currentMedianMs: number | undefined;
+  reasons: string[];
+}
+
+// Below a millisecond, scheduling noise dominates the median and a regression is irrelevant at
+// camera frame rates: a candidate within this of the current model passes whatever the factor.
+const LATENCY_SLACK_MS = 1;
+const MAX_IMAGE_PROBLEMS = 3;
+
+const pct = (x: number): string => `${Math.round(x * 1000) / 10}%`;
+const ms = (x: number): string => (x < 10 ? x.toPrecision(2) : String(Math.round(x)));
+const message = (err: unknown): string => ((err as Error).message ?? String(err)).split('\n')[0] ?? '';
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+function zeros(dtype: InputDType, dims: number[]): TensorData {
+  const n = dims.reduce((a, b) => a * b, 1);
+  return dtype === 'float32' ? new Float32Array(n) : dtype === 'float16' ? new Uint16Array(n) : new Uint8Array(n);
+}
+
+/** The release's validation images (model.json `validation`), inside the installed version dir. */
+export function releaseValidationImages(dir: string, modelJson: Pick<ModelJson, 'validation'>): ValidationImage[] {
+  return modelJson.validation.map((v) => ({ path: join(dir, v.file), expectedIndex: v.expected_index }));
+}
+
+/** Reads `dir/expected.tsv`: `file<TAB>index` per line, blank lines and `#` comments ignored. */
+export async function readGoldenSet(dir: string): Promise<ValidationImage[]> {
+  const tsv = join(dir, 'expected.tsv');
+  const text = await readFile(tsv, 'utf8').catch((err: Error) => {
+    throw new Error(`golden set: cannot read ${tsv}: ${err.message}`);
+  });
+  const images: ValidationImage[] = [];
+  text.split(/\r?\n/).forEach((line, i) => {
+    if (line.trim() === '' || line.startsWith('#')) return;
+    const [file, index, ...rest] = line.split('\t');
+    if (!file || !index || rest.length > 0 || !/^\d+$/.test(index.trim())) {
+      throw new Error(`golden set: ${tsv} line ${i + 1}: expected "file<TAB>label index", got "${line}"`);
+    }
+    images.push({ path: join(dir, file.trim()), expectedIndex: Number(index.trim()) });
+  });
+  return images;
+}
+
+class ValidationTimeout extends Error {
+  override name = 'ValidationTimeout';
+}
+
+/** Runs a worker call (start or run) against the validation's deadline, keeping track of it. */
+type Deadline = <T>(p: Promise<T>) => Promise<T>;
+
+// Terminating a worker thread while onnxruntime is inside a native call (session create or run)
+// aborts the whole process ("terminate called after throwing an instance of 'Napi::Error'",
+// seen with onnxruntime-node 1.30), which would take the serving model down with it. So a
+// candidate worker is only ever stopped once every call made into it has returned; after a
+// timeout that happens in the background, and validateModel returns at once.
+
+/**
+ * Median inference time (as the worker measures it: session.run alone, like the daemon's
+ * latency stats) of `runs` zero-input runs of a warmed-up model; the input values do not change
+ * the work of a classifier.
+ */
+async function medianRunMs(worker: InferenceWorker, dtype: InputDType, dims: number[], runs: number, guard: Deadline): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < Math.max(1, runs); i++) times.push((await guard(worker.run(zeros(dtype, dims), dims))).inferenceMs);
+  return median(times);
+}
+
+export async function validateModel(deps: ValidatorDeps, req: ValidationRequest): Promise<ValidationReport> {
+  const { logger, clock } = deps;
+  const started = clock.monotonic();
+  const report: ValidationReport = {
+    ok: false,
+    provider: undefined,
+    fallbacks: [],
+    inputOk: false,
+    warmupMs: undefined,
+    agreement: { matched: 0, total: 0 },
+    sets: [],
+    medianMs: undefined,
+    currentMedianMs: req.currentMedianMs,
+    reasons: [],
+  };
+  const timeoutMs = req.timeoutMs ?? 600_000;
+  const stop = new AbortController();
+  let timedOut = false;
+  // Rejects every guarded call once the time is up; InferenceWorker.start() alone would wait forever for a load that hangs.
+  const expired = clock.sleep(timeoutMs, stop.signal).then(() => {
+    if (stop.signal.aborted) return new Promise<never>(() => undefined);
+    timedOut = true;
+    throw new ValidationTimeout(`validation did not finish within ${timeoutMs >= 10_000 ? `${Math.round(timeoutMs / 1000)} s` : `${timeoutMs} ms`}`);
+  });
+  expired.catch(() => undefined);
+  const calls: Promise<unknown>[] = [];
+  const guard: Deadline = (p) => {
+    calls.push(p);
+    return Promise.race([p, expired]);
+  };
+  const workers: InferenceWorker[] = [];
+  const newWorker = (modelPath: string): InferenceWorker => {
+    const w = new InferenceWorker({
+      logger: logger.child({ module: 'validator' }),
+      workerUrl: deps.workerUrl,
+      config: { modelPath, providers: req.providers, intraOpThreads: 1, deviceId: req.deviceId ?? 0 },
+    });
+    workers.push(w);
+    return w;
+  };
+  try {
+    await candidateChecks(req, report, guard, newWorker);
+    // Also after an agreement failure, so that the report says everything that is wrong.
+    if (report.medianMs !== undefined) await latencyCheck(req, report, guard, newWorker, logger);
+  } catch (err) {
+    report.reasons.push(message(err));
+  } finally {
+    stop.abort();
+    const stopped = Promise.allSettled(calls).then(() => Promise.all(workers.map((w) => w.stop(0))));
+    if (timedOut) {
+      void stopped.then(
+        () => logger.info({ model: req.modelPath }, 'timed-out candidate worker stopped'),
+        (err: unknown) => logger.error({ err, model: req.modelPath }, 'cannot stop the timed-out candidate worker'),
+      );
+    } else {
+      await stopped;
+    }
+  }
+  report.ok = report.reasons.length === 0;
+  logger.info({ model: req.modelPath, ...report, ms: Math.round(clock.monotonic() - started) }, report.ok ? 'candidate model passed validation' : 'candidate model failed validation');
+  return report;
+}
+
+/** Everything that needs only the candidate; pushes reasons, throws for the step that ends the run. */
+async function candidateChecks(req: ValidationRequest, report: ValidationReport, guard: Deadline, newWorker: (path: string) => InferenceWorker): Promise<void> {
+  const { preset, preprocess } = req.modelJson;
+  let spec: PreprocessSpec;
+  try {
+    spec = resolvePreprocess(preset, preprocess);
+  } catch (err) {
+    throw new Error(`model.json preprocessing: ${message(err)}`);
+  }
+  const labels = await loadLabels(req.labelsPath);
+  const sets: { name: AgreementSet['name']; images: ValidationImage[] }[] = [{ name: 'release', images: req.validationImages }];
+  if (req.goldenSet) sets.push({ name: 'golden', images: await readGoldenSet(req.goldenSet) });
+
+  const worker = newWorker(req.modelPath);
+  const loaded = await guard(worker.start()).catch((err) => {
+    throw new Error(`cannot load with ${req.providers.join(', ')}: ${message(err)}`);
+  });
+  report.provider = loaded.provider;
+  report.fallbacks = loaded.failures;
+  let dtype: InputDType;
+  try {
+    // First the input alone (a symbolic class count skips the output check), then everything.
+    dtype = checkModel({ ...loaded, output: { ...loaded.output, shape: ['classes'] } }, spec, labels.length);
+    report.inputOk = true;
+  } catch (err) {
+    const shape = `[${loaded.input.shape.join(',')}]`;
+    throw new Error(`input shape ${shape} (${loaded.input.type}) does not fit preset ${preset} (${spec.size}, ${spec.layout}): ${message(err)}`);
+  }
+  checkModel(loaded, spec, labels.length);
+
+  const dims = inputDims(spec);
+  const warm = await guard(worker.run(zeros(dtype, dims), dims)).catch((err) => {
+    throw new Error(`warm-up run failed: ${message(err)}`);
+  });
+  report.warmupMs = warm.inferenceMs;
+  if (warm.output.length !== labels.length) {
+    throw new Error(`model output has ${warm.output.length} values per frame but the labels file has ${labels.length} lines`);
+  }
+
+  const prepare = createPreprocessor(spec, dtype);
+  for (const set of sets) {
+    const result: AgreementSet = { name: set.name, matched: 0, total: set.images.length };
+    const problems: string[] = [];
+    for (const img of set.images) {
+      let tensor: PreparedTensor;
+      try {
+        tensor = await prepare(await readFile(img.path));
+      } catch (err) {
+        problems.push(`${basename(img.path)}: ${message(err)}`);
+        continue;
+      }
+      if (img.expectedIndex >= labels.length) problems.push(`${basename(img.path)}: expected index ${img.expectedIndex} is not one of the ${labels.length} classes`);
+      // A failed run here is the model's failure, not the image's: it ends the validation.
+      const { output } = await guard(worker.run(tensor.data, tensor.dims)).catch((err) => {
+        throw new Error(`inference failed on ${img.path}: ${message(err)}`);
+      });
+      if (topK(output, 1, labels)[0]?.index === img.expectedIndex) result.matched++;
+    }
+    const where = set.name === 'release' ? 'the release validation images' : `the golden set ${req.goldenSet}`;
+    if (problems.length > 0) {
+      const more = problems.length > MAX_IMAGE_PROBLEMS ? ` and ${problems.length - MAX_IMAGE_PROBLEMS} more` : '';
+      report.reasons.push(`${problems.length} of ${where} unusable: ${problems.slice(0, MAX_IMAGE_PROBLEMS).join('; ')}${more}`);
+    }
+    const min = req.thresholds.min_top1_agreement;
+    if (result.total > 0 && result.matched < min * result.total) {
+      report.reasons.push(`top-1 agreement ${result.matched}/${result.total} below ${pct(min)} on ${where}`);
+    }
+    report.sets.push(result);
+    report.agreement.matched += result.matched;
+    report.agreement.total += result.total;
+  }
+
+  const runs = req.timingRuns ?? 10;
+  report.medianMs = await medianRunMs(worker, dtype, dims, runs, guard);
+  // Stopped before the baseline starts, so the two are never timed against each other (nothing is in flight here).
+  await worker.stop(0);
+}
+
+async function latencyCheck(req: ValidationRequest, report: ValidationReport, guard: Deadline, newWorker: (path: string) => InferenceWorker, logger: Logger): Promise<void> {
+  let current = req.currentMedianMs;
+  if (current === undefined && req.baseline) {
+    try {
+      const spec = resolvePreprocess(req.baseline.modelJson.preset, req.baseline.modelJson.preprocess);
+      const worker = newWorker(req.baseline.modelPath);
+      const loaded = await guard(worker.start());
+      const dtype = checkModel({ ...loaded, output: { ...loaded.output, shape: ['classes'] } }, spec, 0);
+      const dims = inputDims(spec);
+      await guard(worker.run(zeros(dtype, dims), dims)); // warm-up, as for the candidate
+      current = await medianRunMs(worker, dtype, dims, req.timingRuns ?? 10, guard);
+      report.currentMedianMs = current;
+    } catch (err) {
+      if (err instanceof ValidationTimeout) throw err;
+      // The current model is serving, so this is unexpected; without a baseline there is no latency check.
+      logger.warn({ err, baseline: req.baseline.modelPath }, 'cannot time the current model; latency not compared');
+    }
+  }
+  const { max_latency_factor: factor } = req.thresholds;
+  const median = report.medianMs;
+  if (current !== undefined && median !== undefined && median > current * factor + LATENCY_SLACK_MS) {
+    report.reasons.push(`median ${ms(median)} ms is ${(median / current).toFixed(1)}x the current ${ms(current)} ms (max ${factor}x)`);
+  }
+}
