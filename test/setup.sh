@@ -4,7 +4,8 @@
 # Debian packages (only when missing; needs root): mosquitto (broker for the integration
 # tests), fswebcam (the real webcam capture program, used with its TEST device), ffmpeg (stream
 # cameras), GStreamer's gst-launch with base/good plugins (CSI/libcamera-style pipelines) and
-# its RTSP server through python3-gi (a real RTSP server on loopback for the RTSP tests).
+# its RTSP server through python3-gi (a real RTSP server on loopback for the RTSP tests), nginx
+# (serves model releases with Range/ETag in the update tests) and openssl (test certificates).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,7 @@ need=()
 command -v fswebcam >/dev/null 2>&1 || need+=(fswebcam)
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 command -v gst-launch-1.0 >/dev/null 2>&1 || need+=(gstreamer1.0-tools)
+[ -x /usr/sbin/nginx ] || need+=(nginx)
 for pkg in gstreamer1.0-plugins-base gstreamer1.0-plugins-good python3-gi gir1.2-gst-rtsp-server-1.0 openssl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -65,12 +65,12 @@ export class ModelManager {
       if (store.snapshot().probation) {
         // A crash loop is seen across restarts: each start during probation counts.
         const p = await store.recordRestart();
-        if (p.trip) await this.updater.rollback(p.trip);
+        if (p.trip) await this.updater.rollback(p.trip, false);
       }
       if (!(await store.current()) && !config.model.path) await this.firstInstall(this.updater, store);
     }
     const installed = await this.store?.current();
-    this.spec = installed ? await this.specOf(installed) : this.configSpec();
+    this.spec = installed ? this.specOf(installed) : this.configSpec();
     this.classifier = await this.load(this.spec);
   }
 
@@ -109,6 +109,7 @@ export class ModelManager {
       serving: () => (this.spec ? { version: this.classifier?.model?.version, modelPath: this.spec.path, modelJson: { preset: config.model.preset, preprocess: this.spec.preprocess } } : undefined),
       activate: (installed) => this.swap(installed),
       report: (p) => this.deps.report(p),
+      hasFallbackModel: Boolean(config.model.path),
     });
   }
 
@@ -125,7 +126,7 @@ export class ModelManager {
 
   /** Loads `installed` in a new worker, switches the pipeline to it between two frames, disposes the old one. */
   private async swap(installed: InstalledModel): Promise<void> {
-    const spec = await this.specOf(installed);
+    const spec = this.specOf(installed);
     const next = await this.load(spec);
     const old = this.classifier;
     await this.swapIn?.(next);
@@ -165,7 +166,7 @@ export class ModelManager {
     return { path: m.path, labels: m.labels, name: m.name, version: m.version, preprocess: resolvePreprocess(m.preset, m.preprocess) };
   }
 
-  private async specOf(installed: InstalledModel): Promise<ModelSpec> {
+  private specOf(installed: InstalledModel): ModelSpec {
     const parsed = ModelJsonSchema.safeParse(installed.modelJson);
     if (!parsed.success) throw new Error(`installed model ${installed.version}: model.json is invalid`);
     const name = this.deps.config.model.name ?? 'model';

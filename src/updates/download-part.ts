@@ -1,7 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 
 // The on-disk state of one download: `<dest>.part` (the bytes so far) and `<dest>.part.json`
 // (what they are). The invariant that makes a resume after SIGKILL or power loss safe:
@@ -123,25 +123,40 @@ export async function writeAllAt(fh: fsp.FileHandle, buf: Uint8Array, position: 
 /**
  * Startup cleanup of the download temp directory: removes everything except, for each
  * destination in `keep` (downloads the caller still wants), the finished file itself (killed
- * after the rename, before the caller took it) and its .part and .part.json (to resume).
- * Sidecar temp files, orphaned parts and anything else a crash left behind go. Returns the
- * names removed. `dir` must be a directory the updater owns (state_dir/tmp).
+ * after the rename, before the caller took it), its .part and .part.json (to resume), and the
+ * directories leading to them (the updater downloads into tmp/<version>/). Sidecar temp files,
+ * orphaned parts and anything else a crash left behind go. Returns the paths removed, relative
+ * to `dir`, which must be a directory the updater owns (state_dir/tmp).
  */
 export async function cleanTempDir(dir: string, keep: ReadonlySet<string>): Promise<string[]> {
-  await fsp.mkdir(dir, { recursive: true });
+  const root = resolve(dir);
+  await fsp.mkdir(root, { recursive: true });
   const kept = new Set<string>();
+  const parents = new Set<string>();
   for (const dest of keep) {
-    const p = partPaths(resolve(dest));
-    kept.add(resolve(dest)).add(p.part).add(p.sidecar);
+    const d = resolve(dest);
+    const p = partPaths(d);
+    kept.add(d).add(p.part).add(p.sidecar);
+    // Bounded: at most one step per path component, up to `root` (or the filesystem root).
+    for (let up = dirname(d); up.startsWith(`${root}${sep}`) && up !== dirname(up); up = dirname(up)) parents.add(up);
   }
   const removed: string[] = [];
-  // Bounded: one pass over one directory listing.
-  for (const name of await fsp.readdir(dir)) {
-    const full = resolve(join(dir, name));
-    if (kept.has(full)) continue;
-    await fsp.rm(full, { recursive: true, force: true });
-    removed.push(basename(full));
-  }
-  if (removed.length > 0) await fsyncDir(dir);
+  // Bounded: the walk only descends into the finite set of `parents`.
+  const sweep = async (at: string): Promise<void> => {
+    let changed = false;
+    for (const entry of await fsp.readdir(at, { withFileTypes: true })) {
+      const full = join(at, entry.name);
+      if (kept.has(full)) continue;
+      if (entry.isDirectory() && parents.has(full)) {
+        await sweep(full);
+        continue;
+      }
+      await fsp.rm(full, { recursive: true, force: true });
+      removed.push(relative(root, full));
+      changed = true;
+    }
+    if (changed) await fsyncDir(at);
+  };
+  await sweep(root);
   return removed;
 }

@@ -32,6 +32,8 @@ export interface UpdaterDeps {
   activate: (model: InstalledModel) => Promise<void>;
   /** Retained B/D/model. */
   report: (payload: ModelUpdatePayload) => void;
+  /** A configured model serves while no release is installed (the first check need not be immediate). */
+  hasFallbackModel: boolean;
 }
 
 export interface CheckOutcome {
@@ -41,6 +43,7 @@ export interface CheckOutcome {
 }
 
 const MAX_SIG_BYTES = 4096;
+const ROLLED_BACK = 'rolled-back: ';
 
 /**
  * Over-the-air updates: poll the signed manifest, download the artifacts (resumable, size- and
@@ -67,7 +70,15 @@ export class Updater {
 
   async start(): Promise<void> {
     await this.refreshInstalled();
-    this.publish({});
+    const snap = this.deps.store.snapshot();
+    const probation = snap.probation !== undefined;
+    const last = snap.lastCheck;
+    const rolledBack = last?.result.startsWith(ROLLED_BACK) ? last.result.slice(ROLLED_BACK.length) : undefined;
+    this.publish({
+      ...(last ? { last_check: new Date(last.at).toISOString() } : {}),
+      ...(probation ? { state: 'probation' as const } : rolledBack ? { state: 'rolled-back' as const, last_error: rolledBack } : {}),
+    });
+    if (probation) void this.endProbationLater();
     this.loop = this.schedule();
     await Promise.resolve();
   }
@@ -90,21 +101,27 @@ export class Updater {
     if (p.trip) await this.rollback(p.trip);
   }
 
-  async rollback(reason: string): Promise<void> {
+  /**
+   * Back to the previous version, which is swapped in unless `swap` is false (at startup, before
+   * any model is loaded). Recorded in the state file, so the report survives a crash loop.
+   */
+  async rollback(reason: string, swap = true): Promise<void> {
     const { store, logger } = this.deps;
     const { from, to } = await store.rollback(reason);
     logger.error({ from, to, reason }, 'model rolled back');
+    const message = `rolled back ${from}: ${reason}`;
+    await store.recordCheck(`${ROLLED_BACK}${message}`).catch(() => undefined);
     const previous = to ? await store.current() : undefined;
-    if (previous) await this.deps.activate(previous);
+    if (previous && swap) await this.deps.activate(previous);
     await this.refreshInstalled();
-    this.publish({ state: 'rolled-back', target: from, last_error: `rolled back ${from}: ${reason}` });
+    this.publish({ state: 'rolled-back', target: from, last_error: message });
   }
 
   private async schedule(): Promise<void> {
     const { clock, config, store } = this.deps;
     const signal = this.abort.signal;
-    // No model yet: install one first. Otherwise the first check comes after a short jitter.
-    let delay = (await store.current()) ? 5_000 + Math.random() * 10_000 : 0;
+    // No model at all: install one first. Otherwise the first check comes after a short jitter.
+    let delay = (await store.current()) || this.deps.hasFallbackModel ? 5_000 + Math.random() * 10_000 : 0;
     while (!signal.aborted) {
       this.nextCheck = clock.now() + delay;
       this.publish({});
@@ -116,6 +133,13 @@ export class Updater {
       // Jitter spreads a fleet's polls; without a model, retry sooner.
       delay = noModel && outcome.result !== 'up-to-date' ? 30_000 : config.interval * 1000 * (1 + Math.random() * 0.1);
     }
+  }
+
+  /** Trusts the new model once its probation window passed without a rollback. */
+  private async endProbationLater(): Promise<void> {
+    const { clock, config } = this.deps;
+    await clock.sleep(config.probation.seconds * 1000 + 100, this.abort.signal);
+    if (!this.abort.signal.aborted) await this.probationTick().catch(() => undefined);
   }
 
   private async probationTick(): Promise<void> {
@@ -243,6 +267,7 @@ export class Updater {
     }
     await store.prune().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'prune failed'));
     await this.refreshInstalled();
+    void this.endProbationLater();
     return this.done({ result: 'installed', version }, 'probation');
   }
 
