@@ -104,6 +104,23 @@ describe('over-the-air model updates', () => {
     }
   }
 
+  it('first start: with no model configured or installed, installs the release before anything else', async () => {
+    await release('0.5.0', models.a!);
+    const fresh = join(dir, 'first-start.yaml');
+    writeFileSync(fresh, readFileSync(config, 'utf8').replace(/^model: .*$/m, 'model: { execution_providers: [cpu] }').replace(`state_dir: ${join(dir, 'state')}`, `state_dir: ${join(dir, 'state-first')}`));
+    const sub = await MqttCollector.connect(broker.url, [`${ROOT}/#`]);
+    const daemon = startCli(['run', '--config', fresh]);
+    try {
+      await sub.waitFor((m) => preds(m).length >= 3, 60_000, 'predictions by the installed model');
+      expect(preds(sub.messages).every((p) => p.model.version === '0.5.0')).toBe(true);
+      expect(modelState(sub.messages)?.installed?.version).toBe('0.5.0');
+    } finally {
+      daemon.proc.kill('SIGTERM');
+      expect((await daemon.finished).code).toBe(0);
+      await sub.close();
+    }
+  });
+
   it('installs a release while classifying, with no lost frame, and reports it on B/D/model', async () => {
     await release('1.0.0', models.b!);
     await withDaemon(async (_daemon, sub, req) => {
