@@ -27,6 +27,12 @@ export interface DemoModelOptions {
   batch?: 'fixed' | 'dynamic';
   /** Output [B,K,1,1] instead of [B,K], like some Caffe2-exported classifiers. */
   outputRank4?: boolean;
+  /**
+   * Tests only: every run on a bright frame (mean above the ImageNet mean) fails with a reshape
+   * error, dark frames work. A model that passes validation on dark images and then fails in
+   * production, to exercise the post-activation rollback.
+   */
+  failWhenBright?: boolean;
   inputName?: string;
   outputName?: string;
 }
@@ -81,6 +87,17 @@ export function buildDemoModel(opts: DemoModelOptions = {}): Uint8Array {
   step('MatMul', ['W']);
   step('Add', ['b']);
   if (opts.output === 'probabilities') step('Softmax', [], { axis: { i: -1 } });
+  if (opts.failWhenBright) {
+    // shape = [[1,K],[1,K-1]][mean(input) > 0]; reshaping K values to [1,K-1] fails at run time.
+    const logits = x;
+    initializers.push(int64Tensor('bomb_shapes', [2, 2], [1, K, 1, K - 1]), floatTensor('bomb_zero', [], [0]));
+    nodes.push({ op: 'ReduceMean', name: 'bomb_mean', inputs: [inputName], outputs: ['bomb_mean'], attrs: { keepdims: { i: 0 } } });
+    nodes.push({ op: 'Greater', name: 'bomb_bright', inputs: ['bomb_mean', 'bomb_zero'], outputs: ['bomb_bright'] });
+    nodes.push({ op: 'Cast', name: 'bomb_index', inputs: ['bomb_bright'], outputs: ['bomb_index'], attrs: { to: { i: 7 } } });
+    nodes.push({ op: 'Gather', name: 'bomb_shape', inputs: ['bomb_shapes', 'bomb_index'], outputs: ['bomb_shape'], attrs: { axis: { i: 0 } } });
+    x = logits;
+    step('Reshape', ['bomb_shape']);
+  }
   if (opts.outputRank4) {
     // Opset 13 Unsqueeze takes axes as an input, not an attribute.
     initializers.push(int64Tensor('unsqueeze_axes', [2], [2, 3]));

@@ -8,7 +8,7 @@ import { Nginx } from '../helpers/nginx.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
 import { runCli, startCli, waitForLog } from '../helpers/cli.js';
 import { colourImage, tempDir } from '../helpers/fixtures.js';
-import { buildDemoModel, demoLabels } from '../../src/modelgen/demo-model.js';
+import { demoLabels } from '../../src/modelgen/demo-model.js';
 import { buildSlowModel } from '../../src/modelgen/test-models.js';
 import { hashFile } from '../../src/updates/hash-file.js';
 

@@ -63,6 +63,8 @@ describe('over-the-air model updates', () => {
     writeFileSync(models.a, buildDemoModel());
     writeFileSync(models.b, buildDemoModel({ outputRank4: true })); // same answers, other bytes
     writeFileSync(models.slow, buildSlowModel({ repeats: 300 }));
+    models.bomb = join(dir, 'bomb.onnx');
+    writeFileSync(models.bomb, buildDemoModel({ failWhenBright: true }));
     mkdirSync(join(dir, 'validation'));
     mkdirSync(join(dir, 'frames'));
     for (const c of ['red', 'green', 'blue']) {
@@ -205,6 +207,22 @@ describe('over-the-air model updates', () => {
       expect(modelState(sub.messages)).toMatchObject({ installed: { version: '1.0.0' }, last_error: expect.stringMatching(/rolled back 2\.0\.0: .*restarts/) });
       expect(modelState(sub.messages)?.refused?.map((r) => r.version)).toContain('2.0.0');
       expect(preds(sub.messages).at(-1)?.model.version).toBe('1.0.0');
+    });
+  });
+
+  it('rolls back a model that passes validation but fails on live frames (repeated inference errors)', async () => {
+    // Validation images are dark colours; the camera now also sees a white frame, which this model cannot handle.
+    await release('3.0.0', models.bomb!);
+    writeFileSync(join(dir, 'frames', 'white.jpg'), await colourImage('white'));
+    await withDaemon(async (_daemon, sub, req) => {
+      const r = await req.send('update-check', {}, 60_000);
+      expect(r.data).toMatchObject({ outcome: { result: 'installed', version: '3.0.0' } });
+      await sub.waitFor((m) => modelState(m)?.state === 'rolled-back', 30_000, 'rolled back after inference errors');
+      expect(modelState(sub.messages)?.last_error).toMatch(/rolled back 3\.0\.0: \d+ inference errors/);
+      expect(modelState(sub.messages)?.installed?.version).toBe('1.0.0');
+      const n = preds(sub.messages).length;
+      await sub.waitFor((m) => preds(m).length > n + 6, 20_000, 'predictions after the rollback');
+      expect(preds(sub.messages).slice(n).every((p) => p.model.version === '1.0.0')).toBe(true);
     });
   });
 });
