@@ -11,6 +11,7 @@ import { loadRunConfig, runDaemon, RUN_USAGE } from './run.js';
 import { demoCommand, DEMO_USAGE } from './demo.js';
 import { modelCommand, MODEL_USAGE } from './model.js';
 import { releaseCommand, RELEASE_USAGE } from './release.js';
+import { benchCommand, BENCH_USAGE } from './bench.js';
 import { UsageError, type CliContext } from './context.js';
 
 // The entry point: the only place that touches process.exit, signals and the real environment.
@@ -25,7 +26,8 @@ usage: edge-classifier <command>
   ${DEMO_USAGE}
   ${MODEL_USAGE}
   ${CONFIG_USAGE.replace(/\n/g, '\n  ')}
-  ${RELEASE_USAGE.replace(/\n/g, '\n  ')}`;
+  ${RELEASE_USAGE.replace(/\n/g, '\n  ')}
+  ${BENCH_USAGE.replace(/\n/g, '\n  ')}`;
 
 /** First SIGTERM/SIGINT resolves the promise (graceful stop); a second one exits at once. */
 function shutdownSignal(): Promise<string> {
@@ -87,6 +89,8 @@ async function main(argv: string[]): Promise<number> {
       return modelCommand(rest, ctx);
     case 'release':
       return releaseCommand(rest, ctx);
+    case 'bench':
+      return benchCommand(rest, ctx);
     case '--version':
     case '-v':
       ctx.stdout(version);

@@ -211,6 +211,9 @@ export class Updater {
       ['model.json', a.model_json],
       ...(a.validation ?? []).map((v): [string, Artifact] => [v.url, v]),
     ];
+    // Partial downloads of other (older, refused) releases are of no use any more.
+    const removed = await downloader.cleanTemp(store.tmpDir, new Set(items.map(([name]) => join(dir, name)))).catch(() => []);
+    if (removed.length > 0) logger.info({ removed: removed.length }, 'stale downloads removed');
     const total = items.reduce((s, [, art]) => s + art.size, 0);
     let done = 0;
     this.publish({ state: 'downloading', target: version, progress: { bytes: 0, total } });
