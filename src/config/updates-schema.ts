@@ -6,6 +6,7 @@ export const UpdatesSchema = z
   .object({
     manifest_url: z.string().regex(/^https?:\/\/.+/, 'http(s)://host/path/manifest.json').optional().describe('absent: updates off'),
     channel: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i).default('stable'),
+    state_dir: z.string().min(1).optional().describe('where models and update state live; default: the top-level state_dir (/var/lib/edge-classifier)'),
     interval: z.number().min(10).default(3600).describe('seconds between checks (plus up to 10% jitter)'),
     public_keys: z
       .array(z.string().min(1))

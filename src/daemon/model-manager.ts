@@ -58,7 +58,7 @@ export class ModelManager {
   async start(): Promise<void> {
     const { config, logger } = this.deps;
     if (config.updates.manifest_url) {
-      const store = new ModelStore({ logger: logger.child({ module: 'model-store' }), clock: this.deps.clock, config: { ...config.updates, state_dir: config.state_dir } });
+      const store = new ModelStore({ logger: logger.child({ module: 'model-store' }), clock: this.deps.clock, config: { ...config.updates, state_dir: config.updates.state_dir ?? config.state_dir } });
       await store.start();
       this.store = store;
       this.updater = await this.createUpdater(store, config.updates.manifest_url);
