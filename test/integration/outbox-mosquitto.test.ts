@@ -2,13 +2,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, connectAsync, type MqttClient } from 'mqtt';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { Outbox, type OutboxConfig, type Send } from '../../src/mqtt/outbox/index.js';
+import { Outbox, type Send } from '../../src/mqtt/outbox/index.js';
 import { createSystemClock } from '../../src/ops/clock.js';
 import { Mosquitto } from '../helpers/mosquitto.js';
 import { tempDir } from '../helpers/fixtures.js';
 
 /**
- * The outbox in front of MQTT.js against a real mosquitto: a broker outage, and the drain rate.
+ * The outbox in front of MQTT.js against a real mosquitto: a broker outage, and a restart during one.
+ * (Drain rates are a measurement, not a test: 5-7.5k msg/s one at a time, 13-16k with a window
+ * of 16, on loopback here.)
  *
  * How the subscriber gets everything: this broker runs with `persistence false`, so a restart
  * loses every session: a clean=false subscriber would not help (with a persisting broker it
@@ -168,38 +170,5 @@ describe('outbox with MQTT.js and mosquitto', () => {
     await clock.sleep(300);
     expect(sub.seqs).toEqual(Array.from({ length: seq }, (_, i) => i));
     await sub.client.endAsync();
-  });
-
-  it('measures the drain rate of a 2,000-message backlog: one at a time vs a window', async () => {
-    const N = 2000;
-    const rates: Record<number, { puback: number; received: number }> = {};
-    for (const window of [1, 4, 16, 1, 16]) {
-      const topic = `ec/drain/w${window}-${Date.now()}`;
-      const sub = await subscriber(broker.url, topic);
-      const config: OutboxConfig = { max_messages: 10_000, window };
-      const outbox = new Outbox({ logger, clock, config });
-      await outbox.start();
-      for (let i = 0; i < N; i++) outbox.enqueue(prediction(topic, i));
-      const client = await connectAsync(broker.url, { clean: true, queueQoSZero: false });
-      const t0 = performance.now();
-      const ac = new AbortController();
-      const loop = outbox.deliver(sender(client), { signal: ac.signal });
-      await until(() => outbox.stats().queued === 0, 30_000, 'the backlog to drain');
-      const tPuback = performance.now() - t0;
-      await until(() => sub.seqs.length >= N, 10_000, 'the subscriber');
-      const tReceived = performance.now() - t0;
-      expect(sub.seqs).toEqual(Array.from({ length: N }, (_, i) => i));
-      const rate = { puback: Math.round(N / (tPuback / 1000)), received: Math.round(N / (tReceived / 1000)) };
-      rates[window] = rate; // the second run of a window size (after warm-up) wins
-      console.log(`drain window=${window}: ${N} messages, all PUBACKed in ${tPuback.toFixed(0)} ms (${rate.puback} msg/s), all received in ${tReceived.toFixed(0)} ms (${rate.received} msg/s)`);
-      ac.abort();
-      await loop;
-      await outbox.stop();
-      await client.endAsync();
-      await sub.client.endAsync();
-    }
-    // 30 msg/s of new predictions must be outrun by a wide margin, whatever the window.
-    expect(rates[1]?.puback ?? 0).toBeGreaterThan(300);
-    expect(rates[16]?.puback ?? 0).toBeGreaterThan(300);
   });
 });
