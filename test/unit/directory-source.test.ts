@@ -206,7 +206,7 @@ describe('DirectorySource', () => {
 
     const t0 = performance.now();
     await Promise.all([missing.stop(), blocked.stop()]);
-    expect(performance.now() - t0).toBeLessThan(200);
+    expect(performance.now() - t0).toBeLessThan(1_000);
     expect(held.ended).toBe(0);
     expect(held.frames).toHaveLength(1);
   });
