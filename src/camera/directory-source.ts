@@ -2,7 +2,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import type { Dirent } from 'node:fs';
 import { join } from 'node:path';
 import type { DirectorySourceConfig } from '../config/schema.js';
-import type { FrameSource, SourceDeps } from './frame.js';
+import { LoopSource } from './loop-source.js';
+import type { SourceDeps } from './frame.js';
 
 const IMAGE_EXTENSIONS = ['jpg', 'jpeg', 'png', 'webp', 'gif', 'tif', 'tiff', 'bmp', 'avif'];
 const IMAGE_NAME = new RegExp(`\\.(${IMAGE_EXTENSIONS.join('|')})$`, 'i');
@@ -20,31 +21,15 @@ const RETRY_MAX_MS = 30_000;
  * on a fixed drift-free grid. A replay that had to wait for the pipeline (`realtime: false`)
  * therefore does not burst afterwards to "catch up"; it simply continues at fps.
  */
-export class DirectorySource implements FrameSource {
-  private controller: AbortController | undefined;
-  private loop: Promise<void> | undefined;
+export class DirectorySource extends LoopSource<SourceDeps<DirectorySourceConfig>> {
   private seq = 0;
   private lastEmit = Number.NEGATIVE_INFINITY;
 
-  constructor(private readonly deps: SourceDeps<DirectorySourceConfig>) {}
-
-  // Not `async`: there is nothing to await; the capture loop runs on its own until stop().
-  start(): Promise<void> {
-    if (this.loop) return Promise.resolve();
-    const controller = new AbortController();
-    this.controller = controller;
-    this.loop = this.run(controller.signal).catch((err: unknown) => this.crashed(err));
-    return Promise.resolve();
+  protected get label(): string {
+    return `directory source ${this.deps.config.path}`;
   }
 
-  async stop(): Promise<void> {
-    this.controller?.abort();
-    await this.loop;
-    this.loop = undefined;
-    this.controller = undefined;
-  }
-
-  private async run(signal: AbortSignal): Promise<void> {
+  protected async run(signal: AbortSignal): Promise<void> {
     const { config, sink, clock } = this.deps;
     // whenIdle() has no signal parameter, so a stop() during the wait is raced against this.
     const aborted = new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
@@ -132,13 +117,4 @@ export class DirectorySource implements FrameSource {
     return emitted;
   }
 
-  private crashed(err: unknown): void {
-    const error = err instanceof Error ? err : new Error(String(err));
-    this.deps.logger.error({ err: error, camera: this.deps.camera }, 'directory source stopped after an unexpected error');
-    try {
-      this.deps.sink.captureError(new Error(`directory source ${this.deps.config.path} stopped: ${error.message}`, { cause: error }));
-    } catch {
-      // The sink itself failing is already logged above; nothing else can be told.
-    }
-  }
 }

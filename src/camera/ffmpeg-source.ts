@@ -11,7 +11,7 @@ import { ffmpegPlan, type FfmpegPlan, type ModelInput } from './ffmpeg-args.js';
 import type { FrameSource, SourceDeps } from './frame.js';
 import { MjpegSplitter } from './process/mjpeg-splitter.js';
 import type { SpawnFn } from './process/parent-death.js';
-import { effectiveStallTimeout, KILL_GRACE_MS, ProcessSupervisor } from './process/process-supervisor.js';
+import { ProcessSupervisor, supervisionTiming } from './process/process-supervisor.js';
 import { RawSplitter } from './process/raw-splitter.js';
 
 export type FfmpegSourceDeps = SourceDeps<FfmpegSourceConfig> & {
@@ -54,12 +54,7 @@ export class FfmpegSource implements FrameSource {
       spawn: this.deps.spawn ?? nodeSpawn,
       clock,
       logger,
-      timing: {
-        stallTimeoutMs: effectiveStallTimeout(config.stall_timeout_ms, config.fps),
-        backoffInitialMs: config.backoff_initial_ms,
-        backoffMaxMs: config.backoff_max_ms,
-        killGraceMs: KILL_GRACE_MS,
-      },
+      timing: supervisionTiming(config),
       random: this.deps.random ?? Math.random,
     });
     this.supervisor = supervisor;

@@ -16,7 +16,7 @@ import type { GstreamerSourceConfig } from '../config/schema.js';
 import type { FrameSource, RawFormat, SourceDeps } from './frame.js';
 import { MjpegSplitter } from './process/mjpeg-splitter.js';
 import type { SpawnFn } from './process/parent-death.js';
-import { effectiveStallTimeout, KILL_GRACE_MS, ProcessSupervisor } from './process/process-supervisor.js';
+import { ProcessSupervisor, supervisionTiming } from './process/process-supervisor.js';
 import { RawSplitter } from './process/raw-splitter.js';
 
 export type GstreamerSourceDeps = SourceDeps<GstreamerSourceConfig> & {
@@ -137,12 +137,7 @@ export class GstreamerSource implements FrameSource {
       spawn: this.deps.spawn ?? nodeSpawn,
       clock,
       logger,
-      timing: {
-        stallTimeoutMs: effectiveStallTimeout(config.stall_timeout_ms, config.fps),
-        backoffInitialMs: config.backoff_initial_ms,
-        backoffMaxMs: config.backoff_max_ms,
-        killGraceMs: KILL_GRACE_MS,
-      },
+      timing: supervisionTiming(config),
       random: this.deps.random ?? Math.random,
     });
     this.supervisor = supervisor;

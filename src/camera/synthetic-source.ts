@@ -1,7 +1,8 @@
 import sharp from 'sharp';
 import type { SyntheticSourceConfig } from '../config/schema.js';
 import { DEMO_PALETTE, type PaletteColour } from '../modelgen/palette.js';
-import type { FrameSource, SourceDeps } from './frame.js';
+import { LoopSource } from './loop-source.js';
+import type { SourceDeps } from './frame.js';
 
 /** Consecutive frames showing the same colour, so a viewer sees a stable label for a moment. */
 export const FRAMES_PER_COLOUR = 3;
@@ -20,31 +21,15 @@ const DISC_MIX = 0.3; // the disc is the colour mixed 30% towards white (dark co
  * colour (cycling through the palette), with a vertical gradient, a moving disc and noise so it
  * exercises decoding and resizing like a photo would, not like a flat fill.
  */
-export class SyntheticSource implements FrameSource {
-  private controller: AbortController | undefined;
-  private loop: Promise<void> | undefined;
+export class SyntheticSource extends LoopSource<SourceDeps<SyntheticSourceConfig>> {
   private seq = 0;
   private pixels: Buffer | undefined;
 
-  constructor(private readonly deps: SourceDeps<SyntheticSourceConfig>) {}
-
-  // Not `async`: there is nothing to await; the capture loop runs on its own until stop().
-  start(): Promise<void> {
-    if (this.loop) return Promise.resolve();
-    const controller = new AbortController();
-    this.controller = controller;
-    this.loop = this.run(controller.signal).catch((err: unknown) => this.crashed(err));
-    return Promise.resolve();
+  protected get label(): string {
+    return 'synthetic source';
   }
 
-  async stop(): Promise<void> {
-    this.controller?.abort();
-    await this.loop;
-    this.loop = undefined;
-    this.controller = undefined;
-  }
-
-  private async run(signal: AbortSignal): Promise<void> {
+  protected async run(signal: AbortSignal): Promise<void> {
     const { config, clock, sink, camera } = this.deps;
     const intervalMs = 1000 / config.fps;
     while (!signal.aborted) {
@@ -72,16 +57,6 @@ export class SyntheticSource implements FrameSource {
     return sharp(this.pixels, { raw: { width, height, channels: 3 } }).jpeg({ quality: JPEG_QUALITY }).toBuffer();
   }
 
-  private crashed(err: unknown): void {
-    const { logger, camera, sink } = this.deps;
-    const error = err instanceof Error ? err : new Error(String(err));
-    logger.error({ err: error, camera }, 'synthetic source stopped after an unexpected error');
-    try {
-      sink.captureError(new Error(`synthetic source stopped: ${error.message}`, { cause: error }));
-    } catch {
-      // The sink itself failing is already logged above; nothing else can be told.
-    }
-  }
 }
 
 /** The palette colour frame `seq` (1-based) shows. */

@@ -14,7 +14,8 @@ import NodeWebcam from 'node-webcam';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { WebcamSourceConfig } from '../config/schema.js';
-import type { FrameSource, SourceDeps } from './frame.js';
+import { LoopSource } from './loop-source.js';
+import type { SourceDeps } from './frame.js';
 
 export type WebcamSourceDeps = SourceDeps<WebcamSourceConfig> & {
   /** Where shots are written before being read back; each file is removed after its shot. */
@@ -53,32 +54,15 @@ export function fswebcamCommand(config: WebcamSourceConfig, file: string): strin
   return cam.generateSh(shellQuote(file));
 }
 
-export class WebcamSource implements FrameSource {
-  private controller: AbortController | undefined;
-  private loop: Promise<void> | undefined;
+export class WebcamSource extends LoopSource<WebcamSourceDeps> {
   private seq = 0;
   private shots = 0;
 
-  constructor(private readonly deps: WebcamSourceDeps) {}
-
-  // Not `async`: there is nothing to await; the capture loop runs on its own until stop().
-  start(): Promise<void> {
-    if (this.loop) return Promise.resolve();
-    const controller = new AbortController();
-    this.controller = controller;
-    this.loop = this.run(controller.signal).catch((err: unknown) => this.crashed(err));
-    return Promise.resolve();
+  protected get label(): string {
+    return `webcam source ${this.deps.config.device}`;
   }
 
-  /** Kills an in-flight fswebcam and resolves once it has been reaped and its file removed. */
-  async stop(): Promise<void> {
-    this.controller?.abort();
-    await this.loop;
-    this.loop = undefined;
-    this.controller = undefined;
-  }
-
-  private async run(signal: AbortSignal): Promise<void> {
+  protected async run(signal: AbortSignal): Promise<void> {
     const { config, clock, sink, camera, logger } = this.deps;
     const intervalMs = 1000 / config.fps;
     let backoffMs = 0; // 0 while captures succeed
@@ -201,16 +185,6 @@ export class WebcamSource implements FrameSource {
     });
   }
 
-  private crashed(err: unknown): void {
-    const { logger, camera, sink, config } = this.deps;
-    const error = err instanceof Error ? err : new Error(String(err));
-    logger.error({ err: error, camera }, 'webcam source stopped after an unexpected error');
-    try {
-      sink.captureError(new Error(`webcam source ${config.device} stopped: ${error.message}`, { cause: error }));
-    } catch {
-      // The sink itself failing is already logged above; nothing else can be told.
-    }
-  }
 }
 
 /** fswebcam's messages on one line, without colour codes. */

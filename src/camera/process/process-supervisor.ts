@@ -59,6 +59,21 @@ export function effectiveStallTimeout(stallTimeoutMs: number, fps: number): numb
 }
 
 /** Restart delay after `failures` consecutive failures: initial doubling to max, plus 0-20%. */
+/** The supervision settings of a stream source's config (shared by ffmpeg and gst-launch). */
+export function supervisionTiming(config: {
+  stall_timeout_ms: number;
+  fps: number;
+  backoff_initial_ms: number;
+  backoff_max_ms: number;
+}): SupervisorTiming {
+  return {
+    stallTimeoutMs: effectiveStallTimeout(config.stall_timeout_ms, config.fps),
+    backoffInitialMs: config.backoff_initial_ms,
+    backoffMaxMs: config.backoff_max_ms,
+    killGraceMs: KILL_GRACE_MS,
+  };
+}
+
 export function backoffDelay(failures: number, timing: Pick<SupervisorTiming, 'backoffInitialMs' | 'backoffMaxMs'>, random: number): number {
   const base = Math.min(timing.backoffInitialMs * 2 ** Math.max(0, failures - 1), timing.backoffMaxMs);
   return Math.round(base * (1 + 0.2 * random));
