@@ -44,8 +44,3 @@ export function reconnectDelay(attempt: number, capMs: number, random: () => num
   const base = Math.min(capMs, 1_000 * 2 ** Math.min(attempt, 20));
   return Math.round(base * (0.7 + 0.3 * random()));
 }
-
-/** mqtt://user:pass@host -> mqtt://***@host, for logs. */
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
-}

@@ -1,6 +1,9 @@
+import { redactUrl } from '../ops/redact-url.js';
 // Small HTTP GETs for the update poller (the manifest, its signature): conditional, so that an
 // hourly poll of an unchanged manifest costs one 304 and no body, and capped, so that a
 // misconfigured URL pointing at a model (or an endless response) cannot eat the device's memory.
+
+export { redactUrl };
 
 /** Manifests are small; anything bigger is a mistake or an attack. */
 export const MANIFEST_MAX_BYTES = 1024 * 1024;
@@ -41,24 +44,6 @@ export class HttpStatusError extends Error {
   }
 }
 
-/**
- * The URL as it may appear in logs and errors: no user:password, and no query string or
- * fragment (signed URLs carry their secrets there); the path stays, it names the file.
- */
-export function redactUrl(url: string): string {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return '<invalid URL>';
-  }
-  const hadQuery = u.search.length > 0;
-  u.username = '';
-  u.password = '';
-  u.search = '';
-  u.hash = '';
-  return hadQuery ? `${u.href}?<redacted>` : u.href;
-}
 
 /**
  * fetch() refuses URLs with user:password in them (and would put the URL, secret included, in
