@@ -71,6 +71,12 @@ export class CameraHealth {
     this.enter('disabled');
   }
 
+  /** The daemon stopped the camera: offline, and not because of a fault. */
+  stopped(): void {
+    this.lastError = null;
+    this.enter('offline');
+  }
+
   /** Back to "starting" (a paused camera resumed); frames or errors decide what comes next. */
   restart(): void {
     this.enter('starting');

@@ -123,7 +123,7 @@ export class Cameras {
         } catch (err) {
           this.deps.logger.error({ camera: c.id, err: (err as Error).message }, 'error while stopping camera');
         }
-        if (c.source) c.health.error(new Error('daemon stopped'));
+        if (c.source) c.health.stopped();
       }),
     );
   }
@@ -162,7 +162,7 @@ export class Cameras {
     const payload = this.statusPayload(camera);
     const log = this.deps.logger.child({ module: 'camera', camera: camera.id });
     if (payload.state === 'online') log.info('camera online');
-    else if (payload.state === 'offline' && !payload.ended) log.warn({ err: payload.last_error }, 'camera offline');
+    else if (payload.state === 'offline' && payload.last_error) log.warn({ err: payload.last_error }, 'camera offline');
     this.deps.publishStatus(camera.id, payload);
   }
 }
