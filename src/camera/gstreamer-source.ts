@@ -11,19 +11,13 @@
  * gst-launch's progress messages off stdout (they would corrupt the frames); `--` keeps a
  * word starting with "-" from being read as an option (`-v` would also write to stdout).
  */
-import { spawn as nodeSpawn } from 'node:child_process';
 import type { GstreamerSourceConfig } from '../config/schema.js';
-import type { FrameSource, RawFormat, SourceDeps } from './frame.js';
+import type { RawFormat } from './frame.js';
 import { MjpegSplitter } from './process/mjpeg-splitter.js';
-import type { SpawnFn } from './process/parent-death.js';
-import { ProcessSupervisor, supervisionTiming } from './process/process-supervisor.js';
 import { RawSplitter } from './process/raw-splitter.js';
+import { SupervisedSource, type ProcessSpec, type SupervisedDeps } from './supervised-source.js';
 
-export type GstreamerSourceDeps = SourceDeps<GstreamerSourceConfig> & {
-  /** child_process.spawn unless a test injects another. */
-  spawn?: SpawnFn;
-  random?: () => number;
-};
+export type GstreamerSourceDeps = SupervisedDeps<GstreamerSourceConfig>;
 
 const COMMAND = 'gst-launch-1.0';
 
@@ -98,61 +92,33 @@ export function redactPipelineText(text: string): string {
     .replace(/\b(user-pw|password|passwd|passphrase)=("[^"]*"|\S+)/gi, '$1=***');
 }
 
-export class GstreamerSource implements FrameSource {
-  private supervisor: ProcessSupervisor | undefined;
-  private seq = 0;
+export class GstreamerSource extends SupervisedSource<GstreamerSourceConfig, GstreamerSourceDeps> {
   /** Earliest monotonic time of the next frame passed on: the pipeline may run faster than fps. */
   private nextDue = 0;
 
-  constructor(private readonly deps: GstreamerSourceDeps) {}
-
-  /** Rejects on configuration errors (nothing is started then). */
-  async start(): Promise<void> {
-    if (this.supervisor) return;
-    const { config, camera, sink, clock, logger } = this.deps;
+  protected plan(): ProcessSpec {
+    const { config, camera, clock, logger } = this.deps;
     checkPipeline(config.pipeline);
     const raw = rawFormat(config);
-    const description = describePipeline(config.pipeline);
-    const args = ['-q', '--', ...pipelineWords(config.pipeline)];
     logger.debug({ camera, pipeline: redactPipelineText(config.pipeline), format: config.format }, 'starting gst-launch');
     const interval = 1000 / config.fps;
-    const supervisor = new ProcessSupervisor({
+    return {
       command: COMMAND,
-      args,
-      description,
+      args: ['-q', '--', ...pipelineWords(config.pipeline)],
+      description: describePipeline(config.pipeline),
       redact: redactPipelineText,
       createSplitter: (d) => (raw ? new RawSplitter({ ...d, ...raw }) : new MjpegSplitter(d)),
-      maxFrameBytes: config.max_frame_bytes,
-      onFrame: (data) => {
-        // At most fps frames on average; a frame up to a quarter interval early still counts
-        // as on time, so a pipeline running at exactly fps loses nothing to jitter.
-        const now = clock.monotonic();
-        if (now < this.nextDue - interval / 4) return;
-        this.nextDue = Math.max(this.nextDue, now - interval / 2) + interval;
-        this.seq += 1;
-        sink.push({ camera, seq: this.seq, capturedAt: clock.now(), source: description, data, ...(raw ? { raw } : {}) });
-      },
       endOnCleanExit: false,
-      sink,
-      spawn: this.deps.spawn ?? nodeSpawn,
-      clock,
-      logger,
-      timing: supervisionTiming(config),
-      random: this.deps.random ?? Math.random,
-    });
-    this.supervisor = supervisor;
-    await supervisor.start();
-  }
-
-  /** Resolves once gst-launch has exited. */
-  async stop(): Promise<void> {
-    const supervisor = this.supervisor;
-    this.supervisor = undefined;
-    await supervisor?.stop();
-  }
-
-  get pid(): number | undefined {
-    return this.supervisor?.pid;
+      raw,
+      // At most fps frames on average; a frame up to a quarter interval early still counts
+      // as on time, so a pipeline running at exactly fps loses nothing to jitter.
+      accept: () => {
+        const now = clock.monotonic();
+        if (now < this.nextDue - interval / 4) return false;
+        this.nextDue = Math.max(this.nextDue, now - interval / 2) + interval;
+        return true;
+      },
+    };
   }
 }
 
