@@ -11,12 +11,9 @@
  *   demo-8px       the demo graph on an 8x8 input: pure per-call overhead.
  *   demo           buildDemoModel({ batch: 'dynamic' }): ReduceMean + MatMul at 224x224: no
  *                  real compute, but each frame's 600 KB is copied and read once (memory-bound).
- *   mobilenet      /work/shared/models/mobilenetv2-12-int8.onnx (or $MOBILENET_MODEL).
- *   resnet50       ResNet50-v1.5-shaped graph (bottleneck blocks 3/4/6/3, 25.5M params,
- *                  ~4.1 GMAC) with random weights, fp32, generated here.
- *   resnet50-int8  the same graph in QDQ form (u8 activations, s8 weights), which ORT's 'all'
- *                  optimization level fuses into QLinearConv/QLinearAdd like a real
- *                  statically quantized ResNet50.
+ *   mobilenet      ../shared/models/mobilenetv2-12-int8.onnx (or $MOBILENET_MODEL).
+ *   resnet50       the synthetic ResNet50 v1.5 of `model synth` (src/modelgen/synth.ts), fp32.
+ *   resnet50-int8  the same in QDQ int8, which ORT fuses into QLinearConv/QLinearAdd.
  * Weights are random (fixed seed): speed does not depend on the values, accuracy is not measured.
  *
  * For every (model, intraOpNumThreads) pair: one session (graphOptimizationLevel 'all',
@@ -40,7 +37,8 @@ import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { buildDemoModel } from '../../src/modelgen/demo-model.js';
-import { encodeModel, type NodeDef, type TensorDef } from '../../src/modelgen/onnx-writer.js';
+import { synthesizeResnet50 } from '../../src/modelgen/synth.js';
+import { fileURLToPath } from 'node:url';
 
 const SIZE = 224;
 
@@ -81,102 +79,12 @@ function cpuTicks(): [number, number] | undefined {
 }
 const TICKS_PER_MS = 100 / 1000; // USER_HZ is 100 on Linux
 
-// ---------------------------------------------------------------------------------------------
-// ResNet50-shaped model (fp32 or QDQ int8), dynamic batch.
-
-function buildResNet50(quantized: boolean): Uint8Array {
-  const rand = rng(50);
-  const nodes: NodeDef[] = [];
-  const inits: TensorDef[] = [];
-  let n = 0;
-  const fresh = (p: string): string => `${p}_${n++}`;
-  const add = (op: string, inputs: string[], attrs?: NodeDef['attrs'], domain?: string): string => {
-    const out = fresh(op.toLowerCase());
-    nodes.push({ op, name: out, inputs, outputs: [out], ...(attrs ? { attrs } : {}), ...(domain ? { domain } : {}) });
-    return out;
-  };
-  const scalarF = (v: number): string => {
-    const name = fresh('scale');
-    inits.push({ name, type: 'float32', dims: [], data: Float32Array.of(v) });
-    return name;
-  };
-  // Activations: u8, zero point 0 (so a Relu before the Q is fused away), one scale everywhere.
-  const actScale = scalarF(0.05);
-  const actZp = fresh('zp_u8');
-  inits.push({ name: actZp, type: 'uint8', dims: [], data: Uint8Array.of(0) });
-  const wZp = fresh('zp_s8');
-  inits.push({ name: wZp, type: 'int8', dims: [], data: Int8Array.of(0) });
-  const wScale = scalarF(0.01);
-
-  /** Float tensor x -> x or (in the QDQ model) DQ(Q(x)), the pattern ORT fuses into int8 kernels. */
-  const qdq = (x: string): string =>
-    quantized ? add('DequantizeLinear', [add('QuantizeLinear', [x, actScale, actZp]), actScale, actZp]) : x;
-
-  const conv = (x: string, cin: number, cout: number, k: number, stride: number, relu: boolean, gain = 1): string => {
-    const count = cout * cin * k * k;
-    const name = fresh('w');
-    if (quantized) {
-      const w = new Int8Array(count);
-      for (let i = 0; i < count; i++) w[i] = Math.round((rand() * 2 - 1) * 127 * gain);
-      inits.push({ name, type: 'int8', dims: [cout, cin, k, k], data: w });
-    } else {
-      const a = Math.sqrt(6 / (cin * k * k)) * gain; // He-uniform
-      const w = new Float32Array(count);
-      for (let i = 0; i < count; i++) w[i] = (rand() * 2 - 1) * a;
-      inits.push({ name, type: 'float32', dims: [cout, cin, k, k], data: w });
-    }
-    const weight = quantized ? add('DequantizeLinear', [name, wScale, wZp]) : name;
-    const p = (k - 1) >> 1;
-    const y = add('Conv', [x, weight], { kernel_shape: { ints: [k, k] }, strides: { ints: [stride, stride] }, pads: { ints: [p, p, p, p] } });
-    return qdq(relu ? add('Relu', [y]) : y);
-  };
-
-  let x = qdq('input');
-  x = conv(x, 3, 64, 7, 2, true);
-  x = qdq(add('MaxPool', [x], { kernel_shape: { ints: [3, 3] }, strides: { ints: [2, 2] }, pads: { ints: [1, 1, 1, 1] } }));
-  let cin = 64;
-  const stages: [mid: number, blocks: number, stride: number][] = [
-    [64, 3, 1],
-    [128, 4, 2],
-    [256, 6, 2],
-    [512, 3, 2],
-  ];
-  for (const [mid, blocks, stageStride] of stages) {
-    const cout = mid * 4;
-    for (let b = 0; b < blocks; b++) {
-      const stride = b === 0 ? stageStride : 1;
-      let y = conv(x, cin, mid, 1, 1, true);
-      y = conv(y, mid, mid, 3, stride, true);
-      y = conv(y, mid, cout, 1, 1, false, 0.3); // small last conv keeps the residual sum tame
-      const shortcut = stride !== 1 || cin !== cout ? conv(x, cin, cout, 1, stride, false) : x;
-      x = qdq(add('Relu', [add('Add', [y, shortcut])]));
-      cin = cout;
-    }
-  }
-  const pooled = add('Flatten', [add('GlobalAveragePool', [x])], { axis: { i: 1 } });
-  const fcW = fresh('fc_w');
-  const fc = new Float32Array(cin * 1000);
-  for (let i = 0; i < fc.length; i++) fc[i] = (rand() * 2 - 1) / Math.sqrt(cin);
-  inits.push({ name: fcW, type: 'float32', dims: [cin, 1000], data: fc });
-  const last = nodes.length;
-  add('Gemm', [pooled, fcW]);
-  nodes[last]!.outputs = ['output'];
-
-  return encodeModel({
-    name: quantized ? 'bench-resnet50-qdq' : 'bench-resnet50-fp32',
-    inputs: [{ name: 'input', type: 'float32', shape: ['batch_size', 3, SIZE, SIZE] }],
-    outputs: [{ name: 'output', type: 'float32', shape: ['batch_size', 1000] }],
-    nodes,
-    initializers: inits,
-    opset: 13,
-  });
-}
 
 // ---------------------------------------------------------------------------------------------
 
 interface ModelSource {
   name: string;
-  load: () => string | Uint8Array;
+  load: () => string | Uint8Array | Promise<Uint8Array>;
   /** Input height = width; default 224. */
   size?: number;
 }
@@ -187,10 +95,11 @@ const MODELS: Record<string, ModelSource> = {
   'demo-8px': { name: 'demo 8x8 input', load: () => buildDemoModel({ batch: 'dynamic', size: 8 }), size: 8 },
   mobilenet: {
     name: 'MobileNetV2 int8',
-    load: () => process.env.MOBILENET_MODEL ?? '/work/shared/models/mobilenetv2-12-int8.onnx',
+    load: () => process.env.MOBILENET_MODEL ?? fileURLToPath(new URL('../../../shared/models/mobilenetv2-12-int8.onnx', import.meta.url)),
   },
-  resnet50: { name: 'ResNet50 fp32 (synthetic)', load: () => buildResNet50(false) },
-  'resnet50-int8': { name: 'ResNet50 int8 QDQ (synth.)', load: () => buildResNet50(true) },
+  // The same generator as `edge-classifier model synth --arch resnet50` (ResNet50 v1.5, dynamic batch).
+  resnet50: { name: 'ResNet50 fp32 (synthetic)', load: () => synthesizeResnet50({ precision: 'fp32', seed: 1 }) },
+  'resnet50-int8': { name: 'ResNet50 int8 QDQ (synth.)', load: () => synthesizeResnet50({ precision: 'int8', seed: 1 }) },
 };
 
 /** A pool of distinct preprocessed-looking frames (ImageNet-normalized range, about [-2, 2.6]). */
@@ -349,7 +258,7 @@ async function main(): Promise<void> {
   for (const key of modelKeys) {
     const src = MODELS[key];
     if (!src) throw new Error(`unknown model ${key}; known: ${Object.keys(MODELS).join(', ')}`);
-    const model = src.load();
+    const model = await src.load();
     for (const threads of threadCounts) {
       const t0 = performance.now();
       const session =
