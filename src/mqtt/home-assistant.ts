@@ -7,7 +7,7 @@ export interface HomeAssistantDeps {
   logger: Logger;
   clock: Clock;
   config: { discovery_prefix: string; birth_topic: string };
-  mqtt: Pick<MqttPublisher, 'onConnect' | 'subscribe' | 'unsubscribe' | 'retain' | 'clearRetained' | 'republish'>;
+  mqtt: Pick<MqttPublisher, 'connected' | 'onConnect' | 'subscribe' | 'unsubscribe' | 'retain' | 'clearRetained' | 'republish'>;
   context: () => Omit<DiscoveryContext, 'prefix'>;
   /** How long to collect this device's retained discovery configs before pruning stale ones. */
   collectMs?: number;
@@ -33,6 +33,8 @@ export class HomeAssistant {
       this.sync();
     });
     mqtt.onConnect(() => this.sync());
+    // MQTT starts before this part: a connection made meanwhile got no sync from the listener.
+    if (mqtt.connected) this.sync();
     await Promise.resolve();
   }
 
