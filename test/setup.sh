@@ -5,7 +5,9 @@
 # tests), fswebcam (the real webcam capture program, used with its TEST device), ffmpeg (stream
 # cameras), GStreamer's gst-launch with base/good plugins (CSI/libcamera-style pipelines) and
 # its RTSP server through python3-gi (a real RTSP server on loopback for the RTSP tests), nginx
-# (serves model releases with Range/ETag in the update tests) and openssl (test certificates).
+# (serves model releases with Range/ETag in the update tests), openssl (test certificates),
+# chromium (the preview page is tested in a real headless browser, driven by playwright-core)
+# and systemd (systemd-analyze verifies and rates the unit file; nothing is started with it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,8 @@ command -v fswebcam >/dev/null 2>&1 || need+=(fswebcam)
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 command -v gst-launch-1.0 >/dev/null 2>&1 || need+=(gstreamer1.0-tools)
 [ -x /usr/sbin/nginx ] || need+=(nginx)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 for pkg in gstreamer1.0-plugins-base gstreamer1.0-plugins-good python3-gi gir1.2-gst-rtsp-server-1.0 openssl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
