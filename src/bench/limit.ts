@@ -4,6 +4,8 @@ import type { TensorMeta } from '../inference/protocol.js';
 import { createPreprocessor, type InputDType } from '../vision/preprocess.js';
 import type { BenchSettings } from './settings.js';
 import { percentile } from './stats.js';
+import type { TimedSample } from './chart.js';
+import { CpuMeter } from './probes.js';
 
 export interface LimitResult {
   fps: number;
@@ -15,6 +17,10 @@ export interface LimitResult {
   provider: string;
   /** Values per frame in the model output (the default labels are generated to match). */
   outputSize: number;
+  /** Every measured run, for the chart. */
+  samples: TimedSample[];
+  /** Process CPU time per run (see CpuMeter). */
+  cpu_ms_per_frame: number;
 }
 
 /**
@@ -25,7 +31,7 @@ export async function measureLimit(s: BenchSettings): Promise<LimitResult> {
   const worker = new InferenceWorker({
     logger: s.logger.child({ module: 'bench-limit' }),
     workerUrl: s.workerUrl,
-    config: { modelPath: s.modelPath, providers: s.providers, intraOpThreads: s.threads, deviceId: 0 },
+    config: { modelPath: s.modelPath, providers: s.providers, intraOpThreads: s.threads, allowSpinning: s.spinning, deviceId: 0 },
   });
   const loaded = await worker.start();
   try {
@@ -37,10 +43,17 @@ export async function measureLimit(s: BenchSettings): Promise<LimitResult> {
     const once = () => worker.run(prepared.data.slice(), prepared.dims);
     let outputSize = 0;
     for (let i = 0; i < Math.max(1, s.warmup); i++) outputSize = (await once()).output.length;
-    const times: number[] = [];
+    const samples: TimedSample[] = [];
+    const cpu = new CpuMeter();
+    cpu.start();
     const started = s.clock.monotonic();
-    for (let i = 0; i < s.frames; i++) times.push((await once()).inferenceMs);
+    for (let i = 0; i < s.frames; i++) {
+      const ms = (await once()).inferenceMs;
+      samples.push({ t_ms: s.clock.monotonic() - started, ms });
+    }
     const elapsed = s.clock.monotonic() - started;
+    const cpuMs = cpu.stopMs();
+    const times = samples.map((x) => x.ms);
     return {
       fps: (s.frames * 1000) / elapsed,
       p50_ms: percentile(times, 50),
@@ -49,6 +62,8 @@ export async function measureLimit(s: BenchSettings): Promise<LimitResult> {
       inputType,
       provider: loaded.provider,
       outputSize,
+      samples,
+      cpu_ms_per_frame: cpuMs / s.frames,
     };
   } finally {
     await worker.stop();

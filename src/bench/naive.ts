@@ -1,14 +1,20 @@
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { createPreprocessor, type InputDType } from '../vision/preprocess.js';
 import { toProbabilities, topK } from '../vision/postprocess.js';
+import { intraOpThreadsFor } from '../inference/threads.js';
 import type { BenchSettings } from './settings.js';
-import { LoopDelayProbe } from './probes.js';
+import { CpuMeter, LoopDelayProbe } from './probes.js';
+import type { TimedSample } from './chart.js';
 
 export interface NaiveResult {
   fps: number;
   event_loop_delay_p99_ms: number;
   /** onnxruntime-node's version, known once it is loaded here. */
   ortVersion: string;
+  /** Every measured frame (decode + run + top-k), for the chart. */
+  samples: TimedSample[];
+  /** Process CPU time per frame (see CpuMeter). */
+  cpu_ms_per_frame: number;
 }
 
 /**
@@ -35,10 +41,24 @@ export async function measureNaive(s: BenchSettings, inputType: InputDType, labe
     for (let i = 0; i < s.warmup; i++) await oneFrame(i);
     const probe = new LoopDelayProbe();
     probe.start();
+    const samples: TimedSample[] = [];
+    const cpu = new CpuMeter();
+    cpu.start();
     const started = s.clock.monotonic();
-    for (let i = 0; i < s.frames; i++) await oneFrame(s.warmup + i);
+    for (let i = 0; i < s.frames; i++) {
+      const t = s.clock.monotonic();
+      await oneFrame(s.warmup + i);
+      const now = s.clock.monotonic();
+      samples.push({ t_ms: now - started, ms: now - t });
+    }
     const elapsed = s.clock.monotonic() - started;
-    return { fps: (s.frames * 1000) / elapsed, event_loop_delay_p99_ms: probe.stopP99(), ortVersion: ort.env.versions.node ?? ort.env.versions.common };
+    return {
+      fps: (s.frames * 1000) / elapsed,
+      event_loop_delay_p99_ms: probe.stopP99(),
+      ortVersion: ort.env.versions.node ?? ort.env.versions.common,
+      samples,
+      cpu_ms_per_frame: cpu.stopMs() / s.frames,
+    };
   } finally {
     await session.release();
   }
@@ -52,7 +72,8 @@ async function createSession(ort: typeof import('onnxruntime-node'), s: BenchSet
       return await ort.InferenceSession.create(s.modelPath, {
         executionProviders: [p === 'cpu' ? 'cpu' : { name: p, deviceId: 0 }],
         graphOptimizationLevel: 'all',
-        intraOpNumThreads: s.threads,
+        intraOpNumThreads: intraOpThreadsFor(s.threads),
+        extra: { session: { intra_op: { allow_spinning: s.spinning ? '1' : '0' } } },
         logSeverityLevel: 4,
       });
     } catch (err) {

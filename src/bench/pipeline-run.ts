@@ -7,18 +7,21 @@ import { MqttPublisher } from '../mqtt/mqtt-publisher.js';
 import { LabelWatcher } from '../mqtt/label-watch.js';
 import { MqttSchema, PublishSchema } from '../config/schema.js';
 import type { BenchSettings } from './settings.js';
-import { LoopDelayProbe, RssSampler } from './probes.js';
+import { CpuMeter, LoopDelayProbe, RssSampler } from './probes.js';
 import { p50p99, type P50P99 } from './stats.js';
+import type { TimedSample } from './chart.js';
 
 export interface PipelineResult {
   fps: number;
   latency_ms: { preprocess: P50P99; inference: P50P99; total: P50P99 };
   event_loop_delay_p99_ms: number;
-  rss_mb: { peak: number; steady: number };
+  rss_mb: { peak: number; steady: number; growth: number };
   /** Classifier created -> first prediction handed to MQTT (model load, warm-up, one frame). */
   startup_ms: number;
-  /** process.uptime() at that first prediction, in ms. */
-  startup_uptime_ms: number;
+  /** Process CPU time per frame over the measured window (see CpuMeter). */
+  cpu_ms_per_frame: number;
+  /** Every measured frame, for the chart (t_ms: publication time in the measured window). */
+  samples: { total: TimedSample[]; inference: TimedSample[] };
 }
 
 const CAMERA = 'bench';
@@ -27,7 +30,7 @@ const CAMERA = 'bench';
  * The daemon's own path at full rate: Classifier (worker) + Pipeline + PredictionRouter +
  * MqttPublisher (QoS 1) into an embedded broker. The source waits for the camera's slot to be
  * free before each push (like a replay source), so no frame is dropped and the pipeline sets
- * the pace.
+ * the pace; or, with a rate, it also waits for each frame's due time, like a camera.
  */
 export async function measurePipeline(s: BenchSettings, labelsPath: string): Promise<PipelineResult> {
   const { logger, clock } = s;
@@ -67,6 +70,7 @@ export async function measurePipeline(s: BenchSettings, labelsPath: string): Pro
         output: 'auto',
         providers: s.providers,
         intraOpThreads: s.threads,
+        allowSpinning: s.spinning,
         deviceId: 0,
       },
     });
@@ -102,10 +106,12 @@ export async function measurePipeline(s: BenchSettings, labelsPath: string): Pro
 
     const probe = new LoopDelayProbe();
     const rss = new RssSampler();
+    const cpu = new CpuMeter();
+    let cpuMs = 0;
     const lat = { preprocess: [] as number[], inference: [] as number[], total: [] as number[] };
+    const samples = { total: [] as TimedSample[], inference: [] as TimedSample[] };
     let published = 0;
     let firstAt = 0;
-    let uptimeAt = 0;
     let measureFrom = 0;
     let measureTo = 0;
     const onPublished = (r: ClassifiedFrame): void => {
@@ -114,21 +120,24 @@ export async function measurePipeline(s: BenchSettings, labelsPath: string): Pro
       const now = clock.monotonic();
       if (published === 1) {
         firstAt = now;
-        uptimeAt = process.uptime() * 1000;
       }
       if (published > s.warmup) {
         lat.preprocess.push(r.latency.preprocess);
         lat.inference.push(r.latency.inference);
         lat.total.push(r.latency.total);
+        samples.total.push({ t_ms: now - measureFrom, ms: r.latency.total });
+        samples.inference.push({ t_ms: now - measureFrom, ms: r.latency.inference });
       }
       // The measured window runs from the last warm-up frame's publication to the last one's.
       if (published === Math.max(1, s.warmup)) {
         measureFrom = now;
         probe.start();
         rss.start();
+        cpu.start();
       }
       if (published === total) {
         measureTo = now;
+        cpuMs = cpu.stopMs();
         finish();
       }
     };
@@ -143,8 +152,11 @@ export async function measurePipeline(s: BenchSettings, labelsPath: string): Pro
     });
     await pipeline.start();
     const sink = pipeline.sink(CAMERA);
+    const firstPush = clock.monotonic();
     for (let i = 0; i < total; i++) {
       await sink.whenIdle();
+      // A camera's pace: frame i is due at i/rate. A late pipeline delays it (nothing is dropped).
+      if (s.rate > 0) await clock.sleep(firstPush + (i * 1000) / s.rate - clock.monotonic());
       const data = s.data[i % s.data.length]!;
       sink.push({ camera: CAMERA, seq: i + 1, capturedAt: clock.now(), source: 'bench', data, ...(s.raw ? { raw: s.raw } : {}) });
     }
@@ -160,7 +172,8 @@ export async function measurePipeline(s: BenchSettings, labelsPath: string): Pro
       event_loop_delay_p99_ms: eventLoopP99,
       rss_mb: memory,
       startup_ms: firstAt - startedAt,
-      startup_uptime_ms: uptimeAt,
+      cpu_ms_per_frame: cpuMs / frames,
+      samples,
     };
   } finally {
     await pipeline?.stop();

@@ -36,15 +36,42 @@ export class RssSampler {
     this.timer.unref();
   }
 
-  stop(): { peak: number; steady: number } {
+  /**
+   * peak; steady = median of the last half; growth = median of the last tenth minus median of
+   * the first tenth (a leak shows as growth; one-off allocations early in the window do too,
+   * which is why long runs are the ones to read it from).
+   */
+  stop(): { peak: number; steady: number; growth: number } {
     clearInterval(this.timer);
     this.sample();
     const mb = (b: number): number => b / (1024 * 1024);
-    const lastHalf = this.samples.slice(Math.floor(this.samples.length / 2));
-    return { peak: mb(Math.max(...this.samples)), steady: mb(percentile(lastHalf, 50)) };
+    const n = this.samples.length;
+    const lastHalf = this.samples.slice(Math.floor(n / 2));
+    const tenth = Math.max(1, Math.floor(n / 10));
+    const growth = percentile(this.samples.slice(n - tenth), 50) - percentile(this.samples.slice(0, tenth), 50);
+    return { peak: mb(Math.max(...this.samples)), steady: mb(percentile(lastHalf, 50)), growth: mb(growth) };
   }
 
   private sample(): void {
     this.samples.push(process.memoryUsage.rss());
+  }
+}
+
+/**
+ * CPU time of the whole process (main thread, inference worker, onnxruntime's threads, sharp's
+ * libuv threads) over a window. Less sensitive to other processes than wall time: on a shared
+ * machine it shows what a setting costs even when the fps figures are noise.
+ */
+export class CpuMeter {
+  private startedAt: NodeJS.CpuUsage | undefined;
+
+  start(): void {
+    this.startedAt = process.cpuUsage();
+  }
+
+  /** Milliseconds of CPU since start(). */
+  stopMs(): number {
+    const d = process.cpuUsage(this.startedAt);
+    return (d.user + d.system) / 1000;
   }
 }

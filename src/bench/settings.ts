@@ -15,8 +15,12 @@ export interface BenchSettings {
   providers: ExecutionProvider[];
   /** onnxruntime intra-op threads (0: onnxruntime picks), as model.intra_op_threads. */
   threads: number;
+  /** session.intra_op.allow_spinning, as model.intra_op_spinning. */
+  spinning: boolean;
   /** Measured frames per phase (after warm-up). */
   frames: number;
+  /** Pipeline phase only: frames per second the source offers (a camera's rate); 0: full rate. */
+  rate: number;
   /** Unmeasured runs first: lazy allocations and the CPU's clocks settle. */
   warmup: number;
   source: BenchSource;

@@ -1,23 +1,36 @@
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { access, constants, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { identifyModel } from '../inference/model-identity.js';
 import { loadLabels } from '../vision/labels.js';
 import { resolvePreprocess } from '../vision/presets.js';
-import { ExecutionProvider, PresetName } from '../config/schema.js';
+import { ExecutionProvider, ModelSchema, PresetName } from '../config/schema.js';
 import { jpegFrames, rawFrames } from '../bench/frames.js';
 import { measureLimit } from '../bench/limit.js';
 import { measurePipeline } from '../bench/pipeline-run.js';
 import { measureNaive } from '../bench/naive.js';
-import { buildReport, formatReport } from '../bench/report.js';
+import { measureColdStart } from '../bench/cold-start.js';
+import { intraOpThreadsFor } from '../inference/threads.js';
+import { buildReport, chartInput, formatReport, type ReportInput } from '../bench/report.js';
+import { renderLatencyChart } from '../bench/chart.js';
 import type { BenchSettings } from '../bench/settings.js';
 import { UsageError, type CliContext } from './context.js';
 
-export const BENCH_USAGE = `bench --model FILE [--labels FILE] [--frames N] [--source jpeg|raw] [--threads T]
-         [--preset imagenet|caffe-bgr] [--providers tensorrt,cuda,cpu] [--json]
+export const BENCH_USAGE = `bench --model FILE [--labels FILE] [--frames N] [--source jpeg|raw] [--threads T] [--spinning on|off] [--rate FPS]
+         [--preset imagenet|caffe-bgr] [--providers tensorrt,cuda,cpu] [--json] [--chart FILE.svg]
   Measures, in one process: bare inference in the worker (the limit), the daemon's pipeline at
-  full rate into an embedded MQTT broker, and a naive main-thread loop. Labels default to "class N".`;
+  full rate into an embedded MQTT broker, and a naive main-thread loop; then the start-up of a
+  fresh daemon process to its first prediction. Labels default to "class N".
+  --threads and --spinning default to the daemon's model.intra_op_threads and model.intra_op_spinning.
+  --rate paces the pipeline's source like a camera (latency and CPU below the limit); default: full rate.
+  --chart writes an SVG of every frame's latency over time.`;
+
+/** The daemon's model settings when the config leaves them out: the bench measures those. */
+const DAEMON_MODEL = ModelSchema.parse({});
+
+/** bin/edge-classifier, from dist/cli/bench.js: the start-up phase starts a fresh daemon with it. */
+const CLI_ENTRY = new URL('../../bin/edge-classifier', import.meta.url);
 
 /** Distinct frames cycled through: enough to defeat caches, few enough to generate quickly. */
 const DISTINCT_FRAMES = 8;
@@ -33,10 +46,13 @@ export async function benchCommand(argv: string[], ctx: CliContext): Promise<num
       labels: { type: 'string' },
       frames: { type: 'string', default: '100' },
       source: { type: 'string', default: 'jpeg' },
-      threads: { type: 'string', default: '0' },
+      threads: { type: 'string', default: String(DAEMON_MODEL.intra_op_threads) },
+      spinning: { type: 'string', default: DAEMON_MODEL.intra_op_spinning ? 'on' : 'off' },
       preset: { type: 'string', default: 'imagenet' },
       providers: { type: 'string', default: 'tensorrt,cuda,cpu' },
       json: { type: 'boolean', default: false },
+      chart: { type: 'string' },
+      rate: { type: 'string', default: '0' },
     },
   });
   if (!values.model || positionals.length > 0) throw new UsageError(BENCH_USAGE);
@@ -44,6 +60,10 @@ export async function benchCommand(argv: string[], ctx: CliContext): Promise<num
   if (!Number.isInteger(frames) || frames < 1) throw new UsageError(`--frames must be a positive integer, not ${values.frames}`);
   const threads = Number(values.threads);
   if (!Number.isInteger(threads) || threads < 0) throw new UsageError(`--threads must be an integer >= 0, not ${values.threads}`);
+  const rate = Number(values.rate);
+  if (!(Number.isFinite(rate) && rate >= 0)) throw new UsageError(`--rate must be a number of frames per second >= 0, not ${values.rate}`);
+  if (values.spinning !== 'on' && values.spinning !== 'off') throw new UsageError(`--spinning must be on or off, not ${values.spinning}`);
+  const spinning = values.spinning === 'on';
   const source = values.source === 'jpeg' || values.source === 'raw' ? values.source : undefined;
   if (!source) throw new UsageError(`--source must be jpeg or raw, not ${values.source}`);
   const preset = PresetName.safeParse(values.preset);
@@ -54,6 +74,8 @@ export async function benchCommand(argv: string[], ctx: CliContext): Promise<num
     return parsed.data;
   });
 
+  // A chart that could not be written at the end would waste the run: check its folder now.
+  if (values.chart) await checkWritableDir(dirname(resolve(values.chart)), '--chart');
   // A missing or empty model is reported before anything starts ("model file not found: ...").
   const identity = await identifyModel(values.model);
   const sizeBytes = (await stat(values.model)).size;
@@ -67,7 +89,9 @@ export async function benchCommand(argv: string[], ctx: CliContext): Promise<num
     spec,
     providers,
     threads,
+    spinning,
     frames,
+    rate,
     warmup: WARMUP,
     source,
     data: source === 'jpeg' ? await jpegFrames(DISTINCT_FRAMES) : rawFrames(DISTINCT_FRAMES, size),
@@ -86,16 +110,29 @@ export async function benchCommand(argv: string[], ctx: CliContext): Promise<num
     const labels = await loadLabels(labelsPath);
     const pipeline = await measurePipeline(settings, labelsPath);
     const naive = await measureNaive(settings, limit.inputType, labels);
-    const report = buildReport({
+    const daemon = await measureColdStart({ settings, cliEntry: CLI_ENTRY, scratch, labelsPath, preset: preset.data });
+    const input: ReportInput = {
       model: { path: values.model, sha256: identity.sha256, size_bytes: sizeBytes },
-      settings: { frames, source, threads },
+      settings: { frames, source, threads, threads_used: intraOpThreadsFor(threads), spinning, rate },
       limit,
       pipeline,
       naive,
-    });
+      daemon,
+    };
+    const report = buildReport(input);
+    // The figures first: a chart that cannot be written must not lose them.
     ctx.stdout(values.json ? JSON.stringify(report, null, 2) : formatReport(report));
+    if (values.chart) await writeFile(values.chart, renderLatencyChart(chartInput(report, input)));
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
   return 0;
+}
+
+async function checkWritableDir(dir: string, option: string): Promise<void> {
+  try {
+    await access(dir, constants.W_OK);
+  } catch (err) {
+    throw new UsageError(`${option}: cannot write to ${dir} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
 }

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { ConfigError, EX_CONFIG } from '../config/load.js';
+import { ConfigError, EX_CONFIG, loadConfigFile } from '../config/load.js';
 import { createLogger } from '../ops/logger.js';
 import { createSystemClock } from '../ops/clock.js';
 import { defaultWorkerUrl } from '../inference/worker-url.js';
@@ -7,7 +7,7 @@ import { ModelMismatchError } from '../inference/model-check.js';
 import { ModelLoadError } from '../inference/inference-worker.js';
 import { classifyCommand, CLASSIFY_USAGE } from './classify.js';
 import { configCommand, CONFIG_USAGE } from './config-commands.js';
-import { loadRunConfig, runDaemon, RUN_USAGE } from './run.js';
+import { loadRunConfig, runConfigPath, runDaemon, RUN_USAGE } from './run.js';
 import { demoCommand, DEMO_USAGE } from './demo.js';
 import { modelCommand, MODEL_USAGE } from './model.js';
 import { releaseCommand, RELEASE_USAGE } from './release.js';
@@ -50,6 +50,34 @@ function shutdownSignal(): Promise<string> {
   });
 }
 
+/**
+ * SIGHUP (`systemctl reload`): a configuration reload. The handler goes in at once, since
+ * SIGHUP's default action kills the process; a request before anyone listens is kept for the
+ * listener. Never throws out of the handler.
+ */
+function reloadSignal(): (listener: () => void) => void {
+  let listener: (() => void) | undefined;
+  let early = false;
+  const deliver = (): void => {
+    try {
+      listener?.();
+    } catch (err) {
+      process.stderr.write(`edge-classifier: SIGHUP: ${(err as Error).message}\n`);
+    }
+  };
+  process.on('SIGHUP', () => {
+    if (listener) deliver();
+    else early = true;
+  });
+  return (l) => {
+    listener = l;
+    if (early) {
+      early = false;
+      deliver();
+    }
+  };
+}
+
 function exitCodeFor(err: unknown): number {
   if (err instanceof UsageError) return EX_USAGE;
   if (err instanceof ConfigError || err instanceof ModelMismatchError) return EX_CONFIG;
@@ -78,11 +106,14 @@ async function main(argv: string[]): Promise<number> {
     case 'classify':
       return classifyCommand(rest, ctx);
     case 'run': {
+      const reloads = reloadSignal();
       const config = await loadRunConfig(rest, ctx.env);
-      return runDaemon({ config, ctx, shutdown: shutdownSignal() });
+      // A reload reads the same file through the same loader (environment overrides included).
+      const file = runConfigPath(rest, ctx.env);
+      return runDaemon({ config, ctx, shutdown: shutdownSignal(), reloads, configSource: { file, load: () => loadConfigFile(file, ctx.env) } });
     }
     case 'demo':
-      return demoCommand(rest, ctx, shutdownSignal());
+      return demoCommand(rest, ctx, shutdownSignal(), reloadSignal());
     case 'config':
       return configCommand(rest, ctx);
     case 'model':

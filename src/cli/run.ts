@@ -4,18 +4,25 @@ import { loadConfigFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { Daemon } from '../daemon/daemon.js';
 import { createLogger } from '../ops/logger.js';
+import { LogLevels } from '../ops/log-levels.js';
+import type { ConfigSource } from '../daemon/config-reloader.js';
 import type { PredictionPayload } from '../mqtt/payloads.js';
 import { UsageError, type CliContext } from './context.js';
 
 export const RUN_USAGE = `run --config FILE
   Runs the daemon. FILE defaults to $EDGE_CLASSIFIER_CONFIG, then /etc/edge-classifier/config.yaml.`;
 
-/** Parses `run` arguments and loads the config (ConfigError -> exit 78 at the entry point). */
-export async function loadRunConfig(argv: string[], env: NodeJS.ProcessEnv): Promise<Config> {
+/** The config file `run` reads (at start, and again on every reload). */
+export function runConfigPath(argv: string[], env: NodeJS.ProcessEnv): string {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } } });
   const path = values.config ?? env.EDGE_CLASSIFIER_CONFIG ?? '/etc/edge-classifier/config.yaml';
   if (!path) throw new UsageError(RUN_USAGE);
-  return loadConfigFile(path, env);
+  return path;
+}
+
+/** Parses `run` arguments and loads the config (ConfigError -> exit 78 at the entry point). */
+export async function loadRunConfig(argv: string[], env: NodeJS.ProcessEnv): Promise<Config> {
+  return loadConfigFile(runConfigPath(argv, env), env);
 }
 
 export interface RunOptions {
@@ -26,12 +33,18 @@ export interface RunOptions {
   onPrediction?: (payload: PredictionPayload) => void;
   /** Resolves early (e.g. the demo's --frames): stops like a signal would. */
   done?: Promise<string>;
+  /** Subscribes to reload requests (SIGHUP at the entry point). */
+  reloads?: (listener: () => void) => void;
+  /** What a reload reads; absent (the demo): there is nothing to reload. */
+  configSource?: ConfigSource;
 }
 
 /** Starts the daemon, waits for a shutdown request, stops it gracefully. Returns the exit status. */
 export async function runDaemon(opts: RunOptions): Promise<number> {
   const { config, ctx } = opts;
-  const logger = ctx.logStream ? createLogger({ level: config.log.level, stream: ctx.logStream }) : createLogger({ level: config.log.level });
+  // Tracks every child logger, so a reload's log.level reaches the module and camera loggers too.
+  const levels = new LogLevels();
+  const logger = createLogger({ level: config.log.level, onChild: levels.onChild, ...(ctx.logStream ? { stream: ctx.logStream } : {}) });
   const daemon = new Daemon({
     logger,
     clock: ctx.clock,
@@ -41,7 +54,22 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
     tmpRoot: ctx.env.TMPDIR ?? tmpdir(),
     env: ctx.env,
     ...(opts.onPrediction ? { onPrediction: opts.onPrediction } : {}),
+    setLogLevel: (level) => levels.set(logger, level),
   });
+  // Reload requests: held while starting, ignored once stopping, serialized by the daemon.
+  let phase: 'starting' | 'running' | 'stopping' = 'starting';
+  let deferred = false;
+  const reload = (): void => {
+    const source = opts.configSource;
+    if (!source) return void logger.warn('reload requested (SIGHUP), but there is nothing to reload: no configuration file');
+    if (phase === 'stopping') return void logger.info('config reload ignored: shutting down');
+    if (phase === 'starting') {
+      deferred = true;
+      return void logger.info('config reload requested while starting; it runs once started');
+    }
+    void daemon.reload(source).catch((err: unknown) => logger.error({ err: (err as Error).message }, 'config reload failed'));
+  };
+  opts.reloads?.(reload);
   try {
     await daemon.start();
   } catch (err) {
@@ -49,14 +77,19 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
     await daemon.stop();
     throw err;
   }
+  phase = 'running';
+  if (deferred) reload();
   const reason = await Promise.race([opts.shutdown, ...(opts.done ? [opts.done] : [])]);
+  phase = 'stopping';
   logger.info({ reason }, 'shutting down');
+  // A reload may have changed it.
+  const timeoutMs = daemon.activeConfig.shutdown_timeout_ms;
   let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), config.shutdown_timeout_ms)));
+  const deadline = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
   const outcome = await Promise.race([daemon.stop().then(() => 'stopped' as const), deadline]);
   clearTimeout(timer);
   if (outcome === 'timeout') {
-    logger.error({ timeoutMs: config.shutdown_timeout_ms }, 'shutdown took too long; exiting anyway');
+    logger.error({ timeoutMs }, 'shutdown took too long; exiting anyway');
     return 1;
   }
   return 0;

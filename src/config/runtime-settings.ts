@@ -29,11 +29,21 @@ export interface RuntimeSettingsDeps {
  */
 export class RuntimeSettings {
   private overrides: RuntimePatch = {};
+  /** The config file's `publish` after a reload; deps.base until then. */
+  private reloaded: PublishConfig | undefined;
 
   constructor(private readonly deps: RuntimeSettingsDeps) {}
 
   get(): PublishConfig {
-    return { ...this.deps.base, ...this.overrides };
+    return { ...(this.reloaded ?? this.deps.base), ...this.overrides };
+  }
+
+  /**
+   * The config file's `publish` section changed (reload). Overrides set over MQTT keep
+   * precedence: they were the operator's latest word, and `set` with `reset: true` drops them.
+   */
+  setBase(base: PublishConfig): void {
+    this.reloaded = base;
   }
 
   get overridden(): RuntimePatch {

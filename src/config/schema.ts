@@ -8,10 +8,12 @@ import { slug } from './primitives.js';
 import { SourceSchema } from './source-schema.js';
 import { MqttSchema, PublishSchema, WatchSchema, HomeAssistantSchema, CommandsSchema } from './mqtt-schema.js';
 import { UpdatesSchema } from './updates-schema.js';
+import { HttpSchema } from './http-schema.js';
 
 export * from './source-schema.js';
 export * from './mqtt-schema.js';
 export * from './updates-schema.js';
+export * from './http-schema.js';
 
 const triple = z.tuple([z.number(), z.number(), z.number()]);
 
@@ -52,7 +54,17 @@ export const ModelSchema = z
       .default('auto')
       .describe('auto: softmax unless the output already is a probability distribution'),
     execution_providers: z.array(ExecutionProvider).min(1).default(['tensorrt', 'cuda', 'cpu']),
-    intra_op_threads: z.number().int().min(0).max(256).default(0).describe('0: onnxruntime picks (one per core)'),
+    intra_op_threads: z
+      .number()
+      .int()
+      .min(0)
+      .max(256)
+      .default(0)
+      .describe('onnxruntime threads per inference; 0: one per CPU less one (at least 1), leaving a core for decoding (see docs/performance.md)'),
+    intra_op_spinning: z
+      .boolean()
+      .default(false)
+      .describe("onnxruntime's session.intra_op.allow_spinning: idle intra-op threads busy-wait for work; faster back-to-back runs, but burns CPU between frames (see docs/performance.md)"),
     device_id: z.number().int().min(0).default(0).describe('GPU index for cuda/tensorrt'),
   })
   .strict();
@@ -80,6 +92,7 @@ export const ConfigSchema = z
     homeassistant: HomeAssistantSchema.default(() => HomeAssistantSchema.parse({})),
     commands: CommandsSchema.default(() => CommandsSchema.parse({})),
     updates: UpdatesSchema.default(() => UpdatesSchema.parse({})),
+    http: HttpSchema.default(() => HttpSchema.parse({})),
     stats_interval: z
       .number()
       .min(0)

@@ -30,6 +30,8 @@ interface Camera {
   source: FrameSource | undefined;
   paused: boolean;
   latest: Frame | undefined;
+  /** Removed by a configuration reload: its state changes are no longer published. */
+  removed: boolean;
 }
 
 /**
@@ -42,12 +44,61 @@ export class Cameras {
   constructor(private readonly deps: CamerasDeps) {}
 
   async start(): Promise<void> {
-    for (const cam of this.deps.config) {
-      const health = new CameraHealth({ clock: this.deps.clock, onChange: () => this.changed(camera) });
-      const camera: Camera = { config: cam, id: cam.id, health, source: undefined, paused: false, latest: undefined };
-      this.cameras.push(camera);
-      if (cam.enabled) await this.startSource(camera);
-      else health.disabled();
+    for (const cam of this.deps.config) await this.open(cam);
+  }
+
+  /** A camera added by a configuration reload. */
+  async add(config: CameraConfig): Promise<void> {
+    if (this.cameras.some((c) => c.id === config.id)) throw new Error(`camera ${config.id} already exists`);
+    await this.open(config);
+  }
+
+  /**
+   * A camera removed by a configuration reload: its capture is stopped and it is forgotten.
+   * Its pipeline slot and retained status are the caller's to drop (after this resolves, no
+   * frame or status of it comes any more).
+   */
+  async remove(id: string): Promise<void> {
+    const camera = this.find(id);
+    this.cameras.splice(this.cameras.indexOf(camera), 1);
+    camera.removed = true;
+    await this.stopSource(camera);
+  }
+
+  /**
+   * A camera whose configuration changed (reload): its capture restarts with the new one. A
+   * camera paused over MQTT stays paused and resumes with the new configuration.
+   */
+  async replace(config: CameraConfig): Promise<void> {
+    const camera = this.find(config.id);
+    await this.stopSource(camera);
+    camera.config = config;
+    camera.latest = undefined;
+    if (!config.enabled) {
+      camera.paused = false;
+      camera.health.disabled();
+      return;
+    }
+    if (camera.paused) return;
+    camera.health.restart();
+    await this.startSource(camera);
+  }
+
+  private async open(config: CameraConfig): Promise<void> {
+    const health = new CameraHealth({ clock: this.deps.clock, onChange: () => this.changed(camera) });
+    const camera: Camera = { config, id: config.id, health, source: undefined, paused: false, latest: undefined, removed: false };
+    this.cameras.push(camera);
+    if (config.enabled) await this.startSource(camera);
+    else health.disabled();
+  }
+
+  private async stopSource(camera: Camera): Promise<void> {
+    const source = camera.source;
+    camera.source = undefined;
+    try {
+      await source?.stop();
+    } catch (err) {
+      this.deps.logger.error({ camera: camera.id, err: (err as Error).message }, 'error while stopping camera');
     }
   }
 
@@ -159,6 +210,7 @@ export class Cameras {
   }
 
   private changed(camera: Camera): void {
+    if (camera.removed) return;
     const payload = this.statusPayload(camera);
     const log = this.deps.logger.child({ module: 'camera', camera: camera.id });
     if (payload.state === 'online') log.info('camera online');

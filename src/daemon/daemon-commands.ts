@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import sharp from 'sharp';
 import type { Command } from '../mqtt/commands/command-server.js';
+import { frameJpeg } from '../camera/frame-jpeg.js';
 import type { MqttPublisher } from '../mqtt/mqtt-publisher.js';
 import { RuntimePatchSchema, type RuntimeSettings } from '../config/runtime-settings.js';
 import type { Cameras } from './cameras.js';
@@ -28,10 +28,7 @@ export function daemonCommands(deps: DaemonCommandsDeps): Record<string, Command
     snapshot: command(cameraParam, async ({ camera }) => {
       const frame = cameras.latest(camera);
       if (!frame) throw new Error(`camera ${camera} has no frame yet`);
-      // Raw frames (ffmpeg at model size) are encoded only when someone asks.
-      const jpeg = frame.raw
-        ? await sharp(frame.data, { raw: { ...frame.raw, channels: 3 } }).jpeg({ quality: 85 }).toBuffer()
-        : frame.data;
+      const jpeg = await frameJpeg(frame);
       const topic = mqtt.topics.snapshot(camera);
       mqtt.publish(topic, jpeg, { qos: 0 });
       return { topic, bytes: jpeg.length, seq: frame.seq, ts: new Date(frame.capturedAt).toISOString(), source: frame.source };

@@ -22,6 +22,12 @@ import { PredictionRouter } from './prediction-router.js';
 import { daemonCommands } from './daemon-commands.js';
 import { StatsTicker } from './stats-ticker.js';
 import { Lifecycle } from './lifecycle.js';
+import { StatsSchedule } from './stats-schedule.js';
+import { ConfigReloader, type ConfigSource } from './config-reloader.js';
+import type { ConfigReportPayload } from '../mqtt/payloads.js';
+import { OpsHttp, PREVIEW_TOP } from '../ops/http/ops-http.js';
+import { SdNotifier } from '../ops/sd-notify.js';
+import { ServiceWatchdog } from '../ops/watchdog.js';
 
 export interface DaemonDeps {
   logger: Logger;
@@ -31,13 +37,15 @@ export interface DaemonDeps {
   workerUrl: URL;
   /** Parent of the daemon's scratch directory (webcam shots). */
   tmpRoot: string;
-  /** For credentials referenced by name (password_env). */
+  /** For credentials referenced by name (password_env) and systemd's NOTIFY_SOCKET / WATCHDOG_USEC / WATCHDOG_PID. */
   env: NodeJS.ProcessEnv;
   connectMqtt?: typeof mqttConnect;
   /** For over-the-air updates; the global fetch when absent. */
   fetch?: typeof fetch;
   /** Called with every published prediction (the demo prints them). */
   onPrediction?: (payload: PredictionPayload) => void;
+  /** Sets the level of `logger` and all its children (a reload's log.level); the root's only when absent. */
+  setLogLevel?: (level: Config['log']['level']) => void;
 }
 
 /**
@@ -52,6 +60,9 @@ export class Daemon {
   private modelReport: ModelUpdatePayload | undefined;
   private cameras: Cameras | undefined;
   private broker: EmbeddedBroker | undefined;
+  private notifier: SdNotifier | undefined;
+  private watchdog: ServiceWatchdog | undefined;
+  private reloader: ConfigReloader | undefined;
 
   constructor(private readonly deps: DaemonDeps) {
     this.lifecycle = new Lifecycle(deps.logger.child({ module: 'lifecycle' }));
@@ -68,6 +79,11 @@ export class Daemon {
   async start(): Promise<void> {
     const { config, logger, clock } = this.deps;
     const child = (module: string): Logger => logger.child({ module });
+    // systemd (Type=notify): first, so `systemctl status` says what a long start is doing.
+    const notifier = new SdNotifier({ env: this.deps.env, logger: child('sd-notify'), pid: process.pid });
+    this.notifier = notifier;
+    await this.lifecycle.start({ name: 'sd-notify', start: () => notifier.start(), stop: () => notifier.stop() });
+    notifier.notify({ STATUS: 'starting: loading the model' });
     const models = new ModelManager({
       logger,
       clock,
@@ -106,7 +122,7 @@ export class Daemon {
       url,
       embedded: this.broker !== undefined,
       version: this.deps.version,
-      statusDetails: () => ({ model: this.modelRef() ?? null, execution_provider: models.model?.provider ?? null, cameras: config.cameras.map((c) => c.id) }),
+      statusDetails: () => ({ model: this.modelRef() ?? null, execution_provider: models.model?.provider ?? null, cameras: this.cameras?.ids() ?? config.cameras.map((c) => c.id) }),
       predictionExpiry: () => settings.get().expiry,
       stateDir: config.state_dir,
       ...(this.deps.connectMqtt ? { connect: this.deps.connectMqtt } : {}),
@@ -132,11 +148,13 @@ export class Daemon {
       logger: child('pipeline'),
       clock,
       classifier,
-      topK: () => settings.get().top_k,
+      // The preview shows top-5 bars; the router trims MQTT payloads back to top_k.
+      topK: () => Math.max(settings.get().top_k, config.http.enabled && config.http.preview ? PREVIEW_TOP : 0),
       watch: () => watcher.indices,
       publish: (r) => {
         inference.add(r.latency.inference);
         router.handle(r);
+        ops?.observe(r);
       },
       onInferenceError: () => models.inferenceError(),
     });
@@ -148,6 +166,26 @@ export class Daemon {
         router.cancelWaiters();
       },
     });
+
+    // Before the cameras: every frame is counted, and /readyz says "no camera online" until one is.
+    const ops = config.http.enabled
+      ? new OpsHttp({
+          logger: child('http'),
+          clock,
+          config: config.http,
+          device: config.device_id,
+          version: this.deps.version,
+          view: {
+            model: () => models.model,
+            cameras: () => this.cameras,
+            counters: () => pipeline.counters(),
+            mqtt: () => mqtt,
+            updates: () => models.updates?.payload,
+            stalled: () => this.watchdog?.stalled,
+          },
+        })
+      : undefined;
+    if (ops) await this.lifecycle.start({ name: 'http', start: () => ops.start(), stop: () => ops.stop() });
 
     const tmpDir = await mkdtemp(join(this.deps.tmpRoot, 'edge-classifier-'));
     this.lifecycle.adopt({ name: 'tmp', start: () => Promise.resolve(), stop: () => rm(tmpDir, { recursive: true, force: true }) });
@@ -166,15 +204,17 @@ export class Daemon {
     this.cameras = cameras;
     await this.lifecycle.start({ name: 'cameras', start: () => cameras.start(), stop: () => cameras.stop() });
 
+    let ha: HomeAssistant | undefined;
     if (config.homeassistant.enabled) {
-      const ha = new HomeAssistant({
+      ha = new HomeAssistant({
         logger: child('homeassistant'),
         clock,
         config: config.homeassistant,
         mqtt,
         context: () => ({ deviceId: config.device_id, version: this.deps.version, topics: mqtt.topics, cameras: cameras.ids(), rulesFor: (c) => watcher.rulesFor(c) }),
       });
-      await this.lifecycle.start({ name: 'homeassistant', start: () => ha.start(), stop: () => ha.stop() });
+      const part = ha;
+      await this.lifecycle.start({ name: 'homeassistant', start: () => part.start(), stop: () => part.stop() });
     }
     if (config.commands.enabled) {
       const commands = new CommandServer({
@@ -191,11 +231,13 @@ export class Daemon {
       });
       await this.lifecycle.start({ name: 'commands', start: () => commands.start(), stop: () => commands.stop() });
     }
-    if (config.stats_interval > 0) {
-      const stats = new StatsTicker({
+    // A schedule rather than one ticker: a reload may change stats_interval.
+    const stats = new StatsSchedule({
+      intervalSeconds: config.stats_interval,
+      ticker: (intervalMs) => new StatsTicker({
         logger: child('stats'),
         clock,
-        intervalMs: config.stats_interval * 1000,
+        intervalMs,
         deviceId: config.device_id,
         collect: () => ({
           health: cameras.health(),
@@ -205,9 +247,9 @@ export class Daemon {
           model: this.modelRef() ?? null,
         }),
         publish: (payload) => mqtt.publish(mqtt.topics.stats, JSON.stringify(payload), { qos: 0 }),
-      });
-      await this.lifecycle.start({ name: 'stats', start: () => stats.start(), stop: () => stats.stop() });
-    }
+      }),
+    });
+    await this.lifecycle.start({ name: 'stats', start: () => stats.start(), stop: () => stats.stop() });
     await this.lifecycle.start({
       name: 'updates',
       start: () =>
@@ -217,10 +259,61 @@ export class Daemon {
         }),
       stop: () => Promise.resolve(),
     });
+    // READY=1, STATUS= and WATCHDOG=1 from what the pipeline does, now that every part is up.
+    const watchdog = new ServiceWatchdog({
+      logger: child('watchdog'),
+      clock,
+      notifier,
+      pipeline,
+      cameras: () => cameras.health(),
+      model: () => this.modelRef(),
+      mqttConnected: () => mqtt.connected,
+    });
+    this.watchdog = watchdog;
+    await this.lifecycle.start({ name: 'watchdog', start: () => watchdog.start(), stop: () => watchdog.stop() });
+    // Last, so it stops first: a reload in progress finishes before the parts it touches stop.
+    const reloader = new ConfigReloader({
+      logger: child('config'),
+      clock,
+      config,
+      deviceId: config.device_id,
+      labels: () => models.current?.labelList ?? classifier.labelList,
+      setLogLevel: this.deps.setLogLevel ?? ((level) => (logger.level = level)),
+      settings,
+      watcher,
+      cameras,
+      pipeline,
+      router,
+      stats,
+      mqtt,
+      ...(ha ? { resyncDiscovery: () => ha.resync() } : {}),
+    });
+    this.reloader = reloader;
+    await this.lifecycle.start({ name: 'reload', start: () => reloader.start(), stop: () => reloader.stop() });
     logger.info({ device: config.device_id, cameras: config.cameras.map((c) => c.id) }, 'daemon started');
   }
 
+  /** The configuration in force: the start-up one with the changes reloads applied. */
+  get activeConfig(): Config {
+    return this.reloader?.active ?? this.deps.config;
+  }
+
+  /**
+   * Re-reads the configuration and applies what can change at runtime (see ConfigReloader).
+   * Resolves with the report, or undefined when there is nothing to reload into (not started,
+   * or shutting down). Never rejects.
+   */
+  async reload(from: ConfigSource): Promise<ConfigReportPayload | undefined> {
+    if (!this.reloader) {
+      this.deps.logger.info('config reload ignored: the daemon is not running');
+      return undefined;
+    }
+    return this.reloader.reload(from);
+  }
+
   async stop(): Promise<void> {
+    // Before anything stops, so systemd knows the exit that follows is wanted.
+    this.notifier?.notify({ STOPPING: '1', STATUS: 'stopping' });
     await this.lifecycle.stopAll();
     this.deps.logger.info('daemon stopped');
   }

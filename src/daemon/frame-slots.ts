@@ -91,6 +91,27 @@ export class FrameSlots {
     return discarded;
   }
 
+  has(camera: string): boolean {
+    return this.slots.has(camera);
+  }
+
+  /**
+   * Forgets a camera removed from the configuration: its waiting frame (not counted anywhere:
+   * its counters go too) and its place in the rotation. Sources waiting for room are woken.
+   */
+  remove(camera: string): void {
+    const slot = this.slots.get(camera);
+    if (!slot) return;
+    this.slots.delete(camera);
+    const i = this.order.indexOf(camera);
+    this.order.splice(i, 1);
+    // Keep serving the camera that was next: the ones after the removed one moved down by one.
+    if (i < this.cursor) this.cursor--;
+    if (this.cursor >= this.order.length) this.cursor = 0;
+    slot.frame = undefined;
+    this.release(slot);
+  }
+
   counters(camera: string): CameraCounters {
     return this.slotFor(camera).counters;
   }

@@ -152,6 +152,7 @@ export class ModelManager {
         output: m.output,
         providers: m.execution_providers,
         intraOpThreads: m.intra_op_threads,
+        allowSpinning: m.intra_op_spinning,
         deviceId: m.device_id,
       },
     });

@@ -15,6 +15,8 @@ export interface ClassifiedFrame {
   top: Scored[];
   /** Probabilities of the watched label indices, in the order `watch()` gave them. */
   scores: number[];
+  /** The watched label indices `scores` belongs to (the watch rules may change meanwhile). */
+  watched?: readonly number[];
   latency: { preprocess: number; inference: number; total: number };
 }
 
@@ -61,6 +63,8 @@ export class Pipeline {
   private accepting = false;
   private classifier: FrameClassifier;
   private swap: Swap | undefined;
+  private decodingSince: number | undefined;
+  private inferringSince: number | undefined;
 
   constructor(private readonly deps: PipelineDeps) {
     this.classifier = deps.classifier;
@@ -79,6 +83,27 @@ export class Pipeline {
 
   counters(): Record<string, CameraCounters> {
     return this.slots.snapshot();
+  }
+
+  /**
+   * Forgets a camera removed from the configuration (after its source stopped): its slot and
+   * counters go, and a frame of it still in flight is not published.
+   */
+  removeCamera(camera: string): void {
+    this.slots.remove(camera);
+  }
+
+  /** A camera's counters; undefined once it was removed (a frame still in flight must not bring it back). */
+  private count(camera: string): CameraCounters | undefined {
+    return this.slots.has(camera) ? this.slots.counters(camera) : undefined;
+  }
+
+  /**
+   * When the decode and the inference running now began (monotonic ms): the watchdog tells a
+   * frame that is merely slow from one stuck in a stage.
+   */
+  inFlightSince(): { decode: number | undefined; inference: number | undefined } {
+    return { decode: this.decodingSince, inference: this.inferringSince };
   }
 
   /** Resolves when nothing is in flight (used by tests and shutdown). */
@@ -101,7 +126,8 @@ export class Pipeline {
       await Promise.allSettled([this.preparing, this.inferring]);
     }
     if (this.ready) {
-      this.slots.counters(this.ready.frame.camera).dropped++;
+      const counters = this.count(this.ready.frame.camera);
+      if (counters) counters.dropped++;
       this.ready = undefined;
       discarded++;
     }
@@ -132,16 +158,20 @@ export class Pipeline {
     if (!this.accepting) return;
     if (!this.preparing && !this.ready && !this.swap) {
       const frame = this.slots.take();
+      if (frame) this.decodingSince = this.deps.clock.monotonic();
       if (frame) this.preparing = this.prepare(frame).finally(() => {
         this.preparing = undefined;
+        this.decodingSince = undefined;
         this.pump();
       });
     }
     if (!this.inferring && this.ready) {
       const ready = this.ready;
       this.ready = undefined;
+      this.inferringSince = this.deps.clock.monotonic();
       this.inferring = this.infer(ready).finally(() => {
         this.inferring = undefined;
+        this.inferringSince = undefined;
         this.pump();
       });
       // The slot for the next decode is free now.
@@ -158,7 +188,8 @@ export class Pipeline {
       const tensor = await classifier.prepare(data, frame.raw);
       this.ready = { frame: meta, tensor, preprocessMs: clock.monotonic() - started, classifier };
     } catch (err) {
-      this.slots.counters(frame.camera).decodeErrors++;
+      const counters = this.count(frame.camera);
+      if (counters) counters.decodeErrors++;
       logger.warn(
         { camera: frame.camera, seq: frame.seq, source: frame.source, bytes: data.length, err: (err as Error).message },
         'frame skipped: cannot decode',
@@ -170,18 +201,26 @@ export class Pipeline {
     const { clock, logger } = this.deps;
     const { frame, tensor, preprocessMs, classifier } = ready;
     try {
-      const { top, inferenceMs, scores } = await classifier.classify(tensor, this.deps.topK(), this.deps.watch?.() ?? []);
-      this.slots.counters(frame.camera).classified++;
+      const watched = this.deps.watch?.() ?? [];
+      const { top, inferenceMs, scores } = await classifier.classify(tensor, this.deps.topK(), watched);
+      const counters = this.count(frame.camera);
+      if (!counters) {
+        logger.debug({ camera: frame.camera, seq: frame.seq }, 'result of a removed camera discarded');
+        return;
+      }
+      counters.classified++;
       this.deps.publish({
         frame,
         width: tensor.width,
         height: tensor.height,
         top,
         scores,
+        watched,
         latency: { preprocess: preprocessMs, inference: inferenceMs, total: clock.now() - frame.capturedAt },
       });
     } catch (err) {
-      this.slots.counters(frame.camera).inferenceErrors++;
+      const counters = this.count(frame.camera);
+      if (counters) counters.inferenceErrors++;
       this.deps.onInferenceError?.();
       logger.error({ camera: frame.camera, seq: frame.seq, err: (err as Error).message }, 'inference failed; frame skipped');
     }

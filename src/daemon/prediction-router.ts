@@ -48,12 +48,19 @@ export class PredictionRouter {
     return n;
   }
 
+  /** Drops a removed camera's change filter and waiters. */
+  forget(camera: string): void {
+    this.filters.delete(camera);
+    this.cancelWaiters(camera);
+  }
+
   handle(r: ClassifiedFrame): PredictionPayload | undefined {
     const model = this.deps.model();
     if (!model) return undefined;
-    const { min_score, only_on_change } = this.deps.settings();
+    const { top_k, min_score, only_on_change } = this.deps.settings();
     const camera = r.frame.camera;
-    const top = r.top.filter((t) => t.score >= min_score);
+    // The pipeline may rank more labels than top_k (the HTTP preview shows five).
+    const top = r.top.slice(0, top_k).filter((t) => t.score >= min_score);
     const payload: PredictionPayload = {
       v: 1,
       device: this.deps.deviceId,
@@ -65,8 +72,13 @@ export class PredictionRouter {
       top,
       latency_ms: { preprocess: ms(r.latency.preprocess), inference: ms(r.latency.inference), total: ms(r.latency.total) },
     };
-    const indices = this.deps.watcher.indices;
-    for (const event of this.deps.watcher.update(camera, (i) => r.scores[indices.indexOf(i)] ?? 0)) {
+    // The indices the frame was classified with: a reload may have changed the rules since.
+    const indices = r.watched ?? this.deps.watcher.indices;
+    const scoreOf = (i: number): number | undefined => {
+      const at = indices.indexOf(i);
+      return at < 0 ? undefined : (r.scores[at] ?? 0);
+    };
+    for (const event of this.deps.watcher.update(camera, scoreOf)) {
       this.deps.publishLabel(event);
     }
     const waiting = this.waiters.get(camera);

@@ -18,6 +18,8 @@ export interface ClassifierConfig {
   output: OutputKind;
   providers: ExecutionProvider[];
   intraOpThreads: number;
+  /** session.intra_op.allow_spinning (onnxruntime's default when absent). */
+  allowSpinning?: boolean;
   deviceId: number;
 }
 
@@ -117,6 +119,7 @@ export class Classifier {
         modelPath: config.modelPath,
         providers: config.providers,
         intraOpThreads: config.intraOpThreads,
+        ...(config.allowSpinning === undefined ? {} : { allowSpinning: config.allowSpinning }),
         deviceId: config.deviceId,
       },
     });

@@ -6,6 +6,8 @@ export interface LoadOptions {
   modelPath: string;
   providers: ExecutionProvider[];
   intraOpThreads: number;
+  /** session.intra_op.allow_spinning; onnxruntime's default (true) when absent. */
+  allowSpinning?: boolean;
   deviceId: number;
 }
 

@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import type { LoadOptions, LoadedModel, ProviderFailure, TensorMeta, WorkerReply, WorkerRequest } from './protocol.js';
 import { float16BitsToFloat32 } from '../vision/float16.js';
+import { intraOpThreadsFor } from './threads.js';
 
 const port = parentPort;
 if (!port) throw new Error('worker.ts must run as a worker thread');
@@ -41,7 +42,8 @@ async function load(options: LoadOptions): Promise<void> {
       const created = await ort.InferenceSession.create(options.modelPath, {
         executionProviders: [providerOption(provider, options.deviceId)],
         graphOptimizationLevel: 'all',
-        intraOpNumThreads: options.intraOpThreads,
+        intraOpNumThreads: intraOpThreadsFor(options.intraOpThreads),
+        ...(options.allowSpinning === undefined ? {} : { extra: { session: { intra_op: { allow_spinning: options.allowSpinning ? '1' : '0' } } } }),
         // Provider load failures are reported by us, once, with their reason.
         logSeverityLevel: 4,
       });

@@ -3,22 +3,38 @@
  * measurements and for the demo, generated on demand (never committed: ~100 MB fp32).
  * Its 1000 labels are meaningless: the weights are seeded random numbers, not trained.
  *
- * Two steps need the fp32 network's actual activations, so this runs it once with
- * onnxruntime on a few generated images ("probe"):
+ * Two steps need the fp32 network's actual activations, so it is run on a few generated
+ * images first ("probe"):
  * - Head centring. A random ReLU network's pooled features share a large input-independent
  *   part (each channel has its own mean), which alone would pick the same top-1 class for any
  *   image. fc.bias is set to cancel it (b_k = -W_k . mean feature), so the argmax depends on
  *   the input, as a classifier's does, and fp32-vs-int8 agreement means something.
  * - int8 calibration: the [min, max] of every tensor the QDQ graph quantizes.
- * Same seed, same onnxruntime build and CPU: same bytes. Across CPUs the probe's float
- * rounding may differ in the last bits, and with it the file's hash (not its behaviour).
+ *
+ * Same arch, precision and seed: the same bytes on any CPU. The probe does not use
+ * onnxruntime, whose float results differ in the last bits between CPUs (and the file's
+ * scales and biases with them): it runs reference-forward.ts, plain TypeScript whose every
+ * operation is IEEE-754 arithmetic in a fixed order. The rest is integer PRNGs, Math.exp/sin
+ * (V8's own fdlibm port, the same on every CPU) and Math.round. What could still change the
+ * bytes: a change to this generator, or a JavaScript engine whose Math.exp/sin differ (the
+ * test pins the sha256 of seed 1, so either would be noticed).
+ * The probe runs at 112x112 (a quarter of the work): measured with seed 1, calibrating at
+ * 112 or 224 gives the same int8-vs-fp32 agreement (15/16) and as many distinct top-1 classes
+ * (13/16); at 56x56 the centring no longer works (7/16).
  */
-import * as ort from 'onnxruntime-node';
-import { encodeModel, type ModelDef } from './onnx-writer.js';
+import { encodeModel } from './onnx-writer.js';
 import { buildResnet50, RESNET50_CLASSES, RESNET50_INPUT, type Resnet50Graph } from './resnet50.js';
 import { calibrationTensors, quantizeQdq, type ActivationType, type Range } from './quantize-qdq.js';
+import { runReference } from './reference-forward.js';
 
 export type Precision = 'fp32' | 'int8';
+
+/**
+ * Bumped whenever a change here or in resnet50.ts/quantize-qdq.ts changes the bytes for a seed,
+ * so caches of generated models (the demo's) know theirs are stale. 2: calibration in
+ * TypeScript (1 used onnxruntime).
+ */
+export const SYNTH_VERSION = 2;
 
 export interface SynthOptions {
   precision: Precision;
@@ -27,6 +43,8 @@ export interface SynthOptions {
   activations?: ActivationType;
   /** Images the probe runs (centring and calibration); default 8. */
   calibrationImages?: number;
+  /** calibrateResnet50(seed, calibrationImages), when the caller already has it. */
+  calibration?: Calibration;
 }
 
 export interface SynthResult {
@@ -42,6 +60,8 @@ const MEAN = [0.485, 0.456, 0.406] as const;
 const STD = [0.229, 0.224, 0.225] as const;
 /** The pooled feature vector the head reads (the Flatten output). */
 const FEATURES = 'flatten';
+/** The probe's images: the generated 224x224 ones, 2x2-averaged (see the top). */
+const PROBE_SIZE = SIZE / 2;
 /** The probe's images come from their own stream, so test images (other seeds) differ. */
 const PROBE_SEED_OFFSET = 0x5eed;
 
@@ -86,20 +106,35 @@ export function syntheticImages(count: number, seed: number): Float32Array {
   return out;
 }
 
-interface ProbeResult {
+/**
+ * What the probe measured for one seed: the int8 ranges and the mean pooled feature. Both
+ * precisions of a seed use the same one, so a caller making both can compute it once.
+ */
+export interface Calibration {
+  seed: number;
+  images: number;
   ranges: Map<string, Range>;
   meanFeature: Float64Array;
 }
 
-/** Runs the fp32 graph with `tensors` (and the features) exposed as outputs, one image at a time. */
-async function probe(graph: Resnet50Graph, tensors: string[], images: Float32Array): Promise<ProbeResult> {
-  const names = [...new Set([...tensors.filter((t) => t !== RESNET50_INPUT), FEATURES])];
-  const model: ModelDef = {
-    ...graph.model,
-    outputs: names.map((name) => ({ name, type: 'float32', shape: graph.shapes.get(name)! })),
-  };
-  // One thread: a fixed reduction order whatever the core count, so the result is reproducible.
-  const session = await ort.InferenceSession.create(encodeModel(model), { intraOpNumThreads: 1 });
+/** One image of `images` (NCHW, 224x224), averaged 2x2 down to PROBE_SIZE. */
+function probeImage(images: Float32Array, n: number): Float32Array {
+  const out = new Float32Array(3 * PROBE_SIZE * PROBE_SIZE);
+  for (let c = 0; c < 3; c++) {
+    const plane = n * IMAGE + c * PLANE;
+    for (let y = 0; y < PROBE_SIZE; y++) {
+      for (let x = 0; x < PROBE_SIZE; x++) {
+        const i = plane + 2 * y * SIZE + 2 * x;
+        out[(c * PROBE_SIZE + y) * PROBE_SIZE + x] = (images[i]! + images[i + 1]! + images[i + SIZE]! + images[i + SIZE + 1]!) / 4;
+      }
+    }
+  }
+  return out;
+}
+
+/** Runs the fp32 graph (reference-forward.ts) on each image: ranges of `tensors`, mean features. */
+async function probe(graph: Resnet50Graph, tensors: string[], images: Float32Array): Promise<Pick<Calibration, 'ranges' | 'meanFeature'>> {
+  const wanted = new Set(tensors);
   const ranges = new Map<string, Range>();
   const meanFeature = new Float64Array(graph.shapes.get(FEATURES)![1] as number);
   const count = images.length / IMAGE;
@@ -112,18 +147,13 @@ async function probe(graph: Resnet50Graph, tensors: string[], images: Float32Arr
     }
     ranges.set(name, r);
   };
-  try {
-    for (let n = 0; n < count; n++) {
-      const image = images.subarray(n * IMAGE, (n + 1) * IMAGE);
-      const results = await session.run({ [RESNET50_INPUT]: new ort.Tensor('float32', image, [1, 3, SIZE, SIZE]) });
-      if (tensors.includes(RESNET50_INPUT)) track(RESNET50_INPUT, image);
-      for (const name of names) track(name, results[name]!.data as Float32Array);
-      const f = results[FEATURES]!.data as Float32Array;
-      for (let j = 0; j < f.length; j++) meanFeature[j] = meanFeature[j]! + f[j]! / count;
-      for (const t of Object.values(results)) t.dispose();
-    }
-  } finally {
-    await session.release();
+  for (let n = 0; n < count; n++) {
+    // The model's input range comes from the full-size image (averaging trims its extremes).
+    if (wanted.has(RESNET50_INPUT)) track(RESNET50_INPUT, images.subarray(n * IMAGE, (n + 1) * IMAGE));
+    await runReference(graph.model, { dims: [3, PROBE_SIZE, PROBE_SIZE], data: probeImage(images, n) }, (name, { data }) => {
+      if (wanted.has(name) && name !== RESNET50_INPUT) track(name, data);
+      if (name === FEATURES) for (let j = 0; j < data.length; j++) meanFeature[j] = meanFeature[j]! + data[j]! / count;
+    });
   }
   return { ranges, meanFeature };
 }
@@ -141,18 +171,32 @@ function centreHead(graph: Resnet50Graph, meanFeature: Float64Array): void {
   }
 }
 
+function checkSeed(seed: number): void {
+  // The PRNGs take 32-bit state: a larger seed would alias a smaller one.
+  if (!(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff)) {
+    throw new RangeError(`seed must be an integer 0..4294967295, got ${seed}`);
+  }
+}
+
+/** The probe for a seed (the slow part of a synth: seconds of CPU; see the top). */
+export async function calibrateResnet50(seed: number, images = 8): Promise<Calibration> {
+  checkSeed(seed);
+  const graph = buildResnet50(seed);
+  const measured = await probe(graph, calibrationTensors(graph.model), syntheticImages(images, seed + PROBE_SEED_OFFSET));
+  return { seed, images, ...measured };
+}
+
 /** The model's bytes and parameter count. */
 export async function synthesizeResnet50Detailed(opts: SynthOptions): Promise<SynthResult> {
-  // The PRNGs take 32-bit state: a larger seed would alias a smaller one.
-  if (!(Number.isInteger(opts.seed) && opts.seed >= 0 && opts.seed <= 0xffffffff)) {
-    throw new RangeError(`seed must be an integer 0..4294967295, got ${opts.seed}`);
+  checkSeed(opts.seed);
+  const images = opts.calibrationImages ?? 8;
+  const cal = opts.calibration ?? (await calibrateResnet50(opts.seed, images));
+  if (cal.seed !== opts.seed || cal.images !== images) {
+    throw new Error(`calibration is for seed ${cal.seed} (${cal.images} images), not seed ${opts.seed} (${images} images)`);
   }
   const graph = buildResnet50(opts.seed);
-  const tensors = opts.precision === 'int8' ? calibrationTensors(graph.model) : [];
-  const images = syntheticImages(opts.calibrationImages ?? 8, opts.seed + PROBE_SEED_OFFSET);
-  const { ranges, meanFeature } = await probe(graph, tensors, images);
-  centreHead(graph, meanFeature);
-  const model = opts.precision === 'int8' ? quantizeQdq(graph.model, ranges, opts.activations) : graph.model;
+  centreHead(graph, cal.meanFeature);
+  const model = opts.precision === 'int8' ? quantizeQdq(graph.model, cal.ranges, opts.activations) : graph.model;
   return { bytes: encodeModel(model), parameters: graph.parameters };
 }
 

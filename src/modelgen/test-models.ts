@@ -95,3 +95,67 @@ export function buildTwoInputModel(size = 32): Uint8Array {
     initializers: [floatTensor('W', [3, K], Array.from({ length: 3 * K }, (_, j) => j / (3 * K)))],
   });
 }
+
+export interface SlowWhenBrightOptions {
+  /** Rows the slow branch works on for a bright frame (a dark one: 1); default 50 000. */
+  rows?: number;
+  /** Chained [rows,256]x[256,256] MatMuls; default 2 000. */
+  repeats?: number;
+}
+
+/**
+ * A model that wedges the worker on demand: [1,3,224,224] float32 `input` -> [1,K] `output`,
+ * fast on dark frames (mean of the normalized input <= 0, e.g. red, green, blue, black, and the
+ * all-zero warm-up) and practically endless on bright ones (white): a frame's mean picks the
+ * row count of a MatMul chain, like `failWhenBright` picks a bad reshape in the demo model.
+ *
+ * Defaults: a bright frame costs rows x repeats x 131 kFLOP = 13 TFLOP, over a minute on a
+ * 2-core x86-64 VM at ~200 GFLOP/s per core (see buildSlowModel), with ~50 MB per intermediate;
+ * a dark one ~0.3 GFLOP. The output is the mean colour times a fixed matrix plus 0 x the
+ * chain's mean, so the chain cannot be dropped as dead code and the values stay finite (the
+ * mixing matrix is doubly stochastic).
+ */
+export function buildSlowWhenBrightModel(opts: SlowWhenBrightOptions = {}): Uint8Array {
+  const size = 224;
+  const width = 256;
+  const rows = opts.rows ?? 50_000;
+  const repeats = opts.repeats ?? 2_000;
+  const K = DEMO_PALETTE.length;
+
+  const mix = new Float32Array(width * width);
+  for (let i = 0; i < width; i++) {
+    mix[i * width + i] = 0.5;
+    mix[i * width + ((i + 1) % width)] = 0.5;
+  }
+  const nodes: NodeDef[] = [
+    { op: 'ReduceMean', name: 'colour', inputs: ['input'], outputs: ['colour'], attrs: { axes: { ints: [2, 3] }, keepdims: { i: 0 } } },
+    { op: 'MatMul', name: 'logits', inputs: ['colour', 'W'], outputs: ['logits'] },
+    // rows = [1, rows][mean(input) > 0]
+    { op: 'ReduceMean', name: 'mean', inputs: ['input'], outputs: ['mean'], attrs: { keepdims: { i: 0 } } },
+    { op: 'Greater', name: 'bright', inputs: ['mean', 'zero'], outputs: ['bright'] },
+    { op: 'Cast', name: 'bright_index', inputs: ['bright'], outputs: ['bright_index'], attrs: { to: { i: 7 } } },
+    { op: 'Gather', name: 'shape', inputs: ['shapes', 'bright_index'], outputs: ['shape'], attrs: { axis: { i: 0 } } },
+    { op: 'ReduceMean', name: 'row', inputs: ['input'], outputs: ['row'], attrs: { axes: { ints: [1, 2] }, keepdims: { i: 0 } } },
+    { op: 'Expand', name: 'rows', inputs: ['row', 'shape'], outputs: ['rows'] },
+    { op: 'MatMul', name: 'widen', inputs: ['rows', 'widen'], outputs: ['m0'] },
+  ];
+  for (let r = 0; r < repeats; r++) nodes.push({ op: 'MatMul', name: `mix_${r}`, inputs: [`m${r}`, 'mix'], outputs: [`m${r + 1}`] });
+  nodes.push(
+    { op: 'ReduceMean', name: 'chain_mean', inputs: [`m${repeats}`], outputs: ['chain_mean'], attrs: { keepdims: { i: 0 } } },
+    { op: 'Mul', name: 'nothing', inputs: ['chain_mean', 'zero'], outputs: ['nothing'] },
+    { op: 'Add', name: 'output', inputs: ['logits', 'nothing'], outputs: ['output'] },
+  );
+  return encodeModel({
+    name: 'edge-classifier-test-slow-when-bright',
+    inputs: [{ name: 'input', type: 'float32', shape: [1, 3, size, size] }],
+    outputs: [{ name: 'output', type: 'float32', shape: [1, K] }],
+    nodes,
+    initializers: [
+      floatTensor('W', [3, K], Array.from({ length: 3 * K }, (_, j) => Math.cos(j + 1))),
+      floatTensor('zero', [], [0]),
+      int64Tensor('shapes', [2, 2], [1, size, rows, size]),
+      floatTensor('widen', [size, width], Array.from({ length: size * width }, (_, j) => ((j % 7) + 1) / (7 * size))),
+      { name: 'mix', type: 'float32', dims: [width, width], data: mix },
+    ],
+  });
+}

@@ -21,6 +21,9 @@ export interface HomeAssistantDeps {
  */
 export class HomeAssistant {
   private syncing: Promise<void> | undefined;
+  /** A sync was asked for while one ran (with what may now be an old camera list). */
+  private again = false;
+  private stopped = false;
 
   constructor(private readonly deps: HomeAssistantDeps) {}
 
@@ -39,11 +42,28 @@ export class HomeAssistant {
   }
 
   async stop(): Promise<void> {
-    await this.syncing;
+    this.stopped = true;
+    while (this.syncing) await this.syncing;
+  }
+
+  /** Announces again and removes stale entities: the cameras or watch rules changed (reload). */
+  resync(): void {
+    this.sync();
   }
 
   private sync(): void {
-    this.syncing ??= this.runSync().finally(() => (this.syncing = undefined));
+    if (this.stopped) return;
+    if (this.syncing) {
+      this.again = true;
+      return;
+    }
+    const run = this.runSync().catch((err: unknown) => this.deps.logger.warn({ err: (err as Error).message }, 'Home Assistant discovery failed'));
+    this.syncing = run.finally(() => {
+      this.syncing = undefined;
+      if (!this.again) return;
+      this.again = false;
+      this.sync();
+    });
   }
 
   private async runSync(): Promise<void> {

@@ -61,7 +61,25 @@ interface RuleState {
 export class LabelWatcher {
   private readonly states = new Map<string, RuleState>();
 
-  constructor(private readonly rules: readonly ResolvedRule[]) {}
+  // Not readonly: a configuration reload replaces the rules (setRules).
+  constructor(private rules: readonly ResolvedRule[]) {}
+
+  /**
+   * New rules (configuration reload). A rule that stays (same camera and slug) keeps its
+   * debounce state, so an unchanged label does not flap; states of the others are dropped.
+   */
+  setRules(rules: readonly ResolvedRule[]): void {
+    this.rules = rules;
+    for (const key of [...this.states.keys()]) {
+      const [camera = '', slug] = key.split('\u0000');
+      if (!this.rulesFor(camera).some((r) => r.slug === slug)) this.states.delete(key);
+    }
+  }
+
+  /** Drops a removed camera's states. */
+  forget(camera: string): void {
+    for (const key of [...this.states.keys()]) if (key.startsWith(`${camera}\u0000`)) this.states.delete(key);
+  }
 
   /** Label indices whose scores `update` needs. */
   get indices(): number[] {
@@ -72,13 +90,18 @@ export class LabelWatcher {
     return this.rules.filter((r) => !r.cameras || r.cameras.includes(camera));
   }
 
-  /** `score(index)` gives this frame's probability of a label. Returns the switches. */
-  update(camera: string, score: (index: number) => number): LabelEvent[] {
+  /**
+   * `score(index)` gives this frame's probability of a label; undefined when the frame was
+   * classified before the rule existed (a reload), which leaves the rule's state as it is.
+   * Returns the switches.
+   */
+  update(camera: string, score: (index: number) => number | undefined): LabelEvent[] {
     const events: LabelEvent[] = [];
     for (const rule of this.rulesFor(camera)) {
       const key = `${camera}\u0000${rule.slug}`;
       const st = this.states.get(key) ?? { on: undefined, streak: 0 };
       const s = score(rule.index);
+      if (s === undefined) continue;
       const present = s >= rule.min_score;
       if (st.on === present) {
         st.streak = 0;

@@ -55,6 +55,23 @@ export interface CameraStatusPayload {
   frames: { captured: number; classified: number; dropped: number; decode_errors: number; capture_errors: number };
 }
 
+/** Retained B/D/config: the outcome of the last configuration reload (SIGHUP). */
+export interface ConfigReportPayload {
+  v: 1;
+  device: string;
+  ts: string;
+  /** The file that was read. */
+  file: string;
+  /** applied: valid, runtime changes applied (see needs_restart); unchanged: nothing differs; invalid: rejected, nothing changed; failed: applying part of it failed (errors). */
+  result: 'applied' | 'unchanged' | 'invalid' | 'failed';
+  applied: string[];
+  needs_restart: string[];
+  /** publish keys changed in the file but still overridden by the `set` command (runtime.json). */
+  overridden: string[];
+  cameras: { added: string[]; removed: string[]; restarted: string[] };
+  errors: string[];
+}
+
 export type UpdateState = 'idle' | 'checking' | 'downloading' | 'validating' | 'activating' | 'probation' | 'rolled-back' | 'failed';
 
 /** Retained B/D/model: what is installed and what the updater is doing. */

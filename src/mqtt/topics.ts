@@ -10,6 +10,8 @@ export interface Topics {
   snapshot(camera: string): string;
   /** Model update state (over-the-air updates). */
   model: string;
+  /** The outcome of the last configuration reload (SIGHUP). */
+  config: string;
 }
 
 export function createTopics(base: string, device: string): Topics {
@@ -24,5 +26,6 @@ export function createTopics(base: string, device: string): Topics {
     response: (command) => `${root}/response/${command}`,
     snapshot: (camera) => `${root}/${camera}/snapshot`,
     model: `${root}/model`,
+    config: `${root}/config`,
   };
 }

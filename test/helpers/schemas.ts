@@ -19,4 +19,5 @@ export const schemaErrors = {
   stats: load('stats'),
   response: load('response'),
   modelUpdate: load('model-update'),
+  configReport: load('config-report'),
 };

@@ -1,0 +1,173 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '../logger.js';
+import type { Clock } from '../clock.js';
+import type { HttpConfig } from '../../config/http-schema.js';
+import type { ClassifiedFrame } from '../../daemon/pipeline.js';
+import { readiness, type DaemonView } from './daemon-view.js';
+import { createDaemonMetrics, type DaemonMetrics } from './metrics.js';
+import { HttpListener } from './listener.js';
+import { PreviewFeed } from './preview-feed.js';
+import { PREVIEW_CSP, PREVIEW_HTML } from './preview-page.js';
+import { matchRoute, type Route } from './routes.js';
+import { SnapshotCache } from './snapshots.js';
+import { SseHub } from './sse.js';
+
+export interface OpsHttpDeps {
+  logger: Logger;
+  clock: Clock;
+  config: HttpConfig;
+  device: string;
+  version: string;
+  view: DaemonView;
+}
+
+/** Labels shown as bars on the preview page (the pipeline is asked for at least this many). */
+export const PREVIEW_TOP = 5;
+// A few updates a second per camera are plenty to aim a camera; a 30 fps one would flood the page.
+const FRAME_EVENT_INTERVAL_MS = 250;
+const STATUS_INTERVAL_MS = 1_000;
+const HEARTBEAT_MS = 15_000;
+const RETRY_MS = 2_000;
+
+const COMMON_HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' };
+
+function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = `${JSON.stringify(body)}\n`;
+  res.writeHead(status, { ...COMMON_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+/**
+ * The daemon's HTTP side: /healthz, /readyz, /metrics, /snapshot/CAMERA.jpg, the preview page
+ * and its event stream. A lifecycle part; it only reads the daemon (DaemonView) and is told
+ * about classified frames (observe), so it can never hold the pipeline up.
+ */
+export class OpsHttp {
+  private metrics: DaemonMetrics | undefined;
+  private hub: SseHub | undefined;
+  private feed: PreviewFeed | undefined;
+  private listener: HttpListener | undefined;
+  private readonly snapshots = new SnapshotCache();
+  private startedAt = 0;
+
+  constructor(private readonly deps: OpsHttpDeps) {}
+
+  /** http://host:port/ once listening. */
+  get url(): string | undefined {
+    return this.listener?.url;
+  }
+
+  async start(): Promise<void> {
+    const { clock, config, view } = this.deps;
+    this.startedAt = clock.monotonic();
+    this.metrics = createDaemonMetrics({ view, version: this.deps.version, processMetrics: true });
+    if (config.preview) {
+      this.hub = new SseHub({ maxClients: config.max_event_clients, heartbeatMs: HEARTBEAT_MS, retryMs: RETRY_MS });
+      this.hub.start();
+      this.feed = new PreviewFeed({
+        clock,
+        view,
+        hub: this.hub,
+        device: this.deps.device,
+        version: this.deps.version,
+        frameIntervalMs: FRAME_EVENT_INTERVAL_MS,
+        statusIntervalMs: STATUS_INTERVAL_MS,
+        topN: PREVIEW_TOP,
+      });
+      this.feed.start();
+    }
+    this.listener = new HttpListener({ logger: this.deps.logger, clock, config, handle: (req, res) => this.handle(req, res) });
+    await this.listener.start();
+  }
+
+  /** A classified frame (called by the pipeline's publish, whatever MQTT filters do with it). */
+  observe(r: ClassifiedFrame): void {
+    this.metrics?.observe({ camera: r.frame.camera, latency: r.latency });
+    this.feed?.publish(r);
+  }
+
+  async stop(): Promise<void> {
+    this.feed?.stop();
+    // Ending the streams first lets pages see a clean end (and show "retrying") before the socket goes.
+    this.hub?.stop();
+    await this.listener?.stop();
+    this.snapshots.clear();
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const match = matchRoute(req.method, req.url, { preview: this.deps.config.preview });
+    if ('status' in match) {
+      json(res, match.status, { error: match.error }, 'allow' in match ? { allow: match.allow } : {});
+      return;
+    }
+    await this.serve(match.route, req, res);
+  }
+
+  private async serve(route: Route, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { view } = this.deps;
+    switch (route.name) {
+      case 'healthz': {
+        // A blocked event loop answers nothing; a wedged inference worker answers 503, with the
+        // same verdict that withholds systemd's WATCHDOG=1, so any liveness probe restarts it.
+        const stalled = view.stalled?.();
+        const uptime_s = Math.round((this.deps.clock.monotonic() - this.startedAt) / 1000);
+        if (stalled !== undefined) return json(res, 503, { status: 'stalled', why: stalled, version: this.deps.version, uptime_s });
+        return json(res, 200, { status: 'ok', version: this.deps.version, uptime_s });
+      }
+      case 'readyz': {
+        const r = readiness(view);
+        return json(res, r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not ready', ...r });
+      }
+      case 'metrics': {
+        const body = await this.metrics!.render();
+        res.writeHead(200, { ...COMMON_HEADERS, 'content-type': this.metrics!.registry.contentType });
+        res.end(body);
+        return;
+      }
+      case 'preview':
+        res.writeHead(200, {
+          ...COMMON_HEADERS,
+          'content-type': 'text/html; charset=utf-8',
+          'content-security-policy': PREVIEW_CSP,
+          'referrer-policy': 'no-referrer',
+        });
+        res.end(PREVIEW_HTML);
+        return;
+      case 'events':
+        if (req.method === 'HEAD') {
+          res.writeHead(200, { ...COMMON_HEADERS, 'content-type': 'text/event-stream; charset=utf-8' });
+          res.end();
+          return;
+        }
+        this.feed?.refresh();
+        if (!this.hub?.add(req, res)) {
+          json(res, 503, { error: `too many preview clients (http.max_event_clients: ${this.deps.config.max_event_clients})` }, { 'retry-after': '10' });
+        }
+        return;
+      case 'snapshot':
+        return this.snapshot(route.camera, res);
+    }
+  }
+
+  private async snapshot(camera: string, res: ServerResponse): Promise<void> {
+    const cameras = this.deps.view.cameras();
+    const ids = cameras?.ids() ?? [];
+    if (!cameras || !ids.includes(camera)) return json(res, 404, { error: `unknown camera "${camera}"; cameras: ${ids.join(', ')}` });
+    const frame = cameras.latest(camera);
+    if (!frame) return json(res, 503, { error: `camera ${camera} has no frame yet` }, { 'retry-after': '1' });
+    let jpeg: Buffer;
+    try {
+      jpeg = await this.snapshots.jpeg(camera, frame);
+    } catch (err) {
+      return json(res, 503, { error: `the latest frame of ${camera} (${frame.source}, #${frame.seq}) cannot be encoded: ${(err as Error).message}` });
+    }
+    res.writeHead(200, {
+      ...COMMON_HEADERS,
+      'content-type': 'image/jpeg',
+      'content-length': jpeg.length,
+      'x-frame-seq': String(frame.seq),
+      'x-frame-captured-at': new Date(frame.capturedAt).toISOString(),
+    });
+    res.end(jpeg);
+  }
+}
