@@ -137,7 +137,7 @@ export function renderLatencyChart(input: ChartInput): string {
     const pts = decimate(s.samples.map((p): [number, number] => [x(p.t_ms / 1000), y(p.ms)]));
     const dash = s.dashed ? ' stroke-dasharray="5 3"' : '';
     out.push(
-      `<polyline class="series" data-label="${escapeXml(s.label)}" fill="none" stroke="${s.colour}" stroke-width="1.3" stroke-linejoin="round"${dash} points="${pts.map(([a, b]) => `${fmt(a)},${fmt(b)}`).join(' ')}"/>`,
+      `<polyline class="series" data-label="${escapeXml(s.label)}" fill="none" stroke="${s.colour}" stroke-width="1.3" stroke-opacity="0.85" stroke-linejoin="round"${dash} points="${pts.map(([a, b]) => `${fmt(a)},${fmt(b)}`).join(' ')}"/>`,
     );
   }
 

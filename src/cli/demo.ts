@@ -59,9 +59,8 @@ function line(p: PredictionPayload): string {
 export async function demoCommand(
   argv: string[],
   ctx: CliContext,
+  /** SIGTERM, SIGINT or SIGHUP: the demo runs in a terminal and ends with it (no config to reload). */
   shutdown: Promise<string>,
-  /** SIGHUP: the demo has no config file, so runDaemon answers that there is nothing to reload. */
-  reloads?: (listener: () => void) => void,
 ): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -110,7 +109,6 @@ export async function demoCommand(
     ctx,
     shutdown,
     done,
-    ...(reloads ? { reloads } : {}),
     onPrediction: (p) => {
       // Frames already in flight when the count is reached still finish: not printed.
       if (frames !== undefined && seen >= frames) return;

@@ -29,8 +29,11 @@ usage: edge-classifier <command>
   ${RELEASE_USAGE.replace(/\n/g, '\n  ')}
   ${BENCH_USAGE.replace(/\n/g, '\n  ')}`;
 
-/** First SIGTERM/SIGINT resolves the promise (graceful stop); a second one exits at once. */
-function shutdownSignal(): Promise<string> {
+/**
+ * The first of `signals` resolves the promise (graceful stop); a second one exits at once. The
+ * daemon reloads on SIGHUP; the demo, run from a terminal, stops when the terminal hangs up.
+ */
+function shutdownSignal(signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT']): Promise<string> {
   return new Promise((resolve) => {
     let received = false;
     const onSignal = (sig: NodeJS.Signals): void => {
@@ -45,8 +48,7 @@ function shutdownSignal(): Promise<string> {
       received = true;
       resolve(sig);
     };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+    for (const sig of signals) process.on(sig, onSignal);
   });
 }
 
@@ -113,7 +115,7 @@ async function main(argv: string[]): Promise<number> {
       return runDaemon({ config, ctx, shutdown: shutdownSignal(), reloads, configSource: { file, load: () => loadConfigFile(file, ctx.env) } });
     }
     case 'demo':
-      return demoCommand(rest, ctx, shutdownSignal(), reloadSignal());
+      return demoCommand(rest, ctx, shutdownSignal(['SIGTERM', 'SIGINT', 'SIGHUP']));
     case 'config':
       return configCommand(rest, ctx);
     case 'model':

@@ -87,9 +87,12 @@ export interface ValidationReport {
   reasons: string[];
 }
 
-// Below a millisecond, scheduling noise dominates the median and a regression is irrelevant at
-// camera frame rates: a candidate within this of the current model passes whatever the factor.
-const LATENCY_SLACK_MS = 1;
+// Below a few milliseconds the median says more about the worker's cache and scheduling state
+// than about the model (seen on a 2-vCPU EPYC VM: the same 8-class model timed 0.15 ms in one
+// worker and 2 ms in another of the same process, depending on what ran in it before), and such
+// a difference is irrelevant at camera frame rates: a candidate within this of the current model
+// passes whatever the factor. Real regressions (fp32 for int8, a bigger backbone) are tens of ms.
+const LATENCY_SLACK_MS = 5;
 const MAX_IMAGE_PROBLEMS = 3;
 
 const pct = (x: number): string => `${Math.round(x * 1000) / 10}%`;

@@ -105,5 +105,6 @@ describe('updates survive SIGKILL at any point', () => {
     console.log(`SIGKILL during updates (seed ${seed}): 20 trials, ${outcomes.new} ended on the new release, ${outcomes.previous} on the previous model, 0 on a partial or unverified one`);
     expect(outcomes.new! + outcomes.previous!).toBe(20);
     expect(readFileSync(join(dir, 'state', 'update-state.json'), 'utf8')).toMatch(/installed/);
-  });
+    // 20 trials of three process starts each: ~1 min on an idle 2-core machine, more under load.
+  }, 240_000);
 });
