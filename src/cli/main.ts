@@ -108,11 +108,11 @@ async function main(argv: string[]): Promise<number> {
     case 'classify':
       return classifyCommand(rest, ctx);
     case 'run': {
-      const reloads = reloadSignal();
+      const requests = reloadSignal();
       const config = await loadRunConfig(rest, ctx.env);
       // A reload reads the same file through the same loader (environment overrides included).
       const file = runConfigPath(rest, ctx.env);
-      return runDaemon({ config, ctx, shutdown: shutdownSignal(), reloads, configSource: { file, load: () => loadConfigFile(file, ctx.env) } });
+      return runDaemon({ config, ctx, shutdown: shutdownSignal(), reload: { requests, source: { file, load: () => loadConfigFile(file, ctx.env) } } });
     }
     case 'demo':
       return demoCommand(rest, ctx, shutdownSignal(['SIGTERM', 'SIGINT', 'SIGHUP']));

@@ -33,10 +33,8 @@ export interface RunOptions {
   onPrediction?: (payload: PredictionPayload) => void;
   /** Resolves early (e.g. the demo's --frames): stops like a signal would. */
   done?: Promise<string>;
-  /** Subscribes to reload requests (SIGHUP at the entry point). */
-  reloads?: (listener: () => void) => void;
-  /** What a reload reads; absent (the demo): there is nothing to reload. */
-  configSource?: ConfigSource;
+  /** Reloads: `requests` subscribes to them (SIGHUP at the entry point), `source` is what they read. Absent (the demo): none. */
+  reload?: { requests: (listener: () => void) => void; source: ConfigSource };
 }
 
 /** Starts the daemon, waits for a shutdown request, stops it gracefully. Returns the exit status. */
@@ -59,9 +57,7 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
   // Reload requests: held while starting, ignored once stopping, serialized by the daemon.
   let phase: 'starting' | 'running' | 'stopping' = 'starting';
   let deferred = false;
-  const reload = (): void => {
-    const source = opts.configSource;
-    if (!source) return void logger.warn('reload requested (SIGHUP), but there is nothing to reload: no configuration file');
+  const reload = (source: ConfigSource): void => {
     if (phase === 'stopping') return void logger.info('config reload ignored: shutting down');
     if (phase === 'starting') {
       deferred = true;
@@ -69,7 +65,8 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
     }
     void daemon.reload(source).catch((err: unknown) => logger.error({ err: (err as Error).message }, 'config reload failed'));
   };
-  opts.reloads?.(reload);
+  const reloads = opts.reload;
+  reloads?.requests(() => reload(reloads.source));
   try {
     await daemon.start();
   } catch (err) {
@@ -78,7 +75,7 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
     throw err;
   }
   phase = 'running';
-  if (deferred) reload();
+  if (deferred && reloads) reload(reloads.source);
   const reason = await Promise.race([opts.shutdown, ...(opts.done ? [opts.done] : [])]);
   phase = 'stopping';
   logger.info({ reason }, 'shutting down');
