@@ -7,12 +7,16 @@ export default defineConfig({
     // Integration tests start real processes (mosquitto, fswebcam, the daemon) and a worker
     // thread each: on two cores, one file at a time keeps them honest.
     fileParallelism: false,
+    // Every process a test file starts is killed when its test or file ends, or at the latest
+    // when the run does, even after a failure or a timeout (test/helpers/leftovers.ts).
+    globalSetup: ['test/setup/global-leftovers.ts'],
     projects: [
       { test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 20_000 } },
       {
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
+          setupFiles: ['test/setup/kill-leftovers.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },
@@ -21,6 +25,7 @@ export default defineConfig({
         test: {
           name: 'real',
           include: ['test/real/**/*.test.ts'],
+          setupFiles: ['test/setup/kill-leftovers.ts'],
           testTimeout: 180_000,
           hookTimeout: 60_000,
         },

@@ -3,6 +3,7 @@ import { chmodSync, copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, waitForPort } from './ports.js';
+import { inTest, keepForFile } from './leftovers.js';
 
 export function hasProgram(name: string): boolean {
   try {
@@ -57,6 +58,8 @@ export interface MosquittoOptions {
 export class Mosquitto {
   private proc: ChildProcess | undefined;
   log = '';
+  /** Started in beforeAll: a restart inside a test is still the file's broker, not left over by that test. */
+  private readonly forFile = !inTest();
 
   private constructor(
     readonly port: number,
@@ -121,6 +124,7 @@ export class Mosquitto {
     const bin = mosquittoBinary();
     if (!bin) throw new Error('mosquitto is not installed (apt-get install mosquitto)');
     const proc = spawn(bin, ['-c', this.confPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    if (this.forFile) keepForFile(proc);
     proc.stdout?.on('data', (d: Buffer) => (this.log += d.toString()));
     proc.stderr?.on('data', (d: Buffer) => (this.log += d.toString()));
     this.proc = proc;

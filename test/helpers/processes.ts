@@ -4,6 +4,8 @@ export interface ProcInfo {
   pid: number;
   ppid: number;
   pgid: number;
+  /** Start time in clock ticks since boot: with the pid, names a process even after pid reuse. */
+  start: number;
   argv: string[];
 }
 
@@ -14,7 +16,16 @@ export function procInfo(pid: number): ProcInfo | undefined {
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a.length > 0);
-    return { pid, ppid: Number(fields[1]), pgid: Number(fields[2]), argv };
+    return { pid, ppid: Number(fields[1]), pgid: Number(fields[2]), start: Number(fields[19]), argv };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The environment a process was started with (/proc/PID/environ); undefined once it is gone. */
+export function environOf(pid: number): string[] | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
   } catch {
     return undefined;
   }

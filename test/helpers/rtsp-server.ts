@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './ports.js';
+import { inTest, keepForFile } from './leftovers.js';
 
 const script = join(dirname(fileURLToPath(import.meta.url)), 'rtsp-server.py');
 // Debian's python3-gi is installed for the system Python; a pyenv/venv python3 on PATH lacks it.
@@ -22,6 +23,8 @@ export interface RtspServerOptions {
 export class RtspServer {
   private proc: ChildProcess | undefined;
   output = '';
+  /** Started in beforeAll: a restart inside a test is still the file's server, not left over by that test. */
+  private readonly forFile = !inTest();
 
   private constructor(
     readonly port: number,
@@ -44,6 +47,7 @@ export class RtspServer {
   async restart(): Promise<void> {
     await this.stop();
     const proc = spawn(python, [script, String(this.port), this.path, ...this.credentials], { stdio: ['ignore', 'pipe', 'pipe'] });
+    if (this.forFile) keepForFile(proc);
     this.proc = proc;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`RTSP server not ready after 15 s: ${this.output}`)), 15_000);
