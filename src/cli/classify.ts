@@ -8,8 +8,9 @@ import type { PreparedTensor } from '../vision/preprocess.js';
 import type { CliContext } from './context.js';
 import { UsageError } from './context.js';
 import { expandImagePaths } from './image-files.js';
+import { parsePreprocess } from './preprocess-option.js';
 
-export const CLASSIFY_USAGE = `classify --model FILE --labels FILE [--preset imagenet|caffe-bgr] [--top-k N]
+export const CLASSIFY_USAGE = `classify --model FILE --labels FILE [--preset imagenet|caffe-bgr] [--preprocess JSON] [--top-k N]
          [--providers tensorrt,cuda,cpu] [--threads N] PATH...
   Prints one JSON line per image: {"file","top":[{"index","label","score"}],"inference_ms"}.`;
 
@@ -22,6 +23,7 @@ export async function classifyCommand(argv: string[], ctx: CliContext): Promise<
       model: { type: 'string' },
       labels: { type: 'string' },
       preset: { type: 'string', default: 'imagenet' },
+      preprocess: { type: 'string' },
       'top-k': { type: 'string', default: '5' },
       providers: { type: 'string', default: 'tensorrt,cuda,cpu' },
       threads: { type: 'string', default: '0' },
@@ -42,7 +44,7 @@ export async function classifyCommand(argv: string[], ctx: CliContext): Promise<
     config: {
       modelPath: values.model,
       labelsPath: values.labels,
-      preprocess: resolvePreprocess(preset.data),
+      preprocess: resolvePreprocess(preset.data, parsePreprocess(values.preprocess)),
       output: 'auto',
       providers,
       intraOpThreads: Number(values.threads) || 0,

@@ -1,23 +1,27 @@
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { PreprocessSchema, PresetName, type PreprocessSpec } from '../config/schema.js';
+import { PresetName } from '../config/schema.js';
 import type { ProgressSink } from '../updates/hash-file.js';
 import { parseDuration, publishRelease, ReleaseError } from '../updates/release-publish.js';
 import { verifyRelease, VerifyError } from '../updates/release-verify.js';
 import { generateKeyPair, keyFingerprint, SignatureError } from '../updates/signing.js';
-import { ChannelName, describeIssues } from '../updates/manifest.js';
+import { ChannelName } from '../updates/manifest.js';
 import type { CliContext } from './context.js';
+import { parsePreprocess } from './preprocess-option.js';
 import { UsageError } from './context.js';
 
 export const RELEASE_USAGE = `release keygen [--out DIR]
   Writes an Ed25519 key pair: DIR/release-key.pem (private, mode 0600) and DIR/release-key.pub.pem.
 release publish --model FILE --labels FILE --preset imagenet|caffe-bgr --version V --key FILE --out DIR
         [--preprocess JSON] [--channel stable] [--rollout-percent 100] [--rollout-salt S] [--expires 30d]
-        [--min-daemon-version V] [--rollback] [--validation DIR] [--model-url URL]
-  Builds and signs a release directory for any static HTTP server. --validation images get the
-  top-1 class of this model as their expected label; --model-url ships no model.onnx and points
-  the manifest at that URL instead (pinned by size and sha256).
+        [--min-daemon-version V] [--rollback] [--validation DIR [--truth FILE] [--min-accuracy 0.5]]
+        [--model-url URL]
+  Builds and signs a release directory for any static HTTP server. --validation images ship with
+  this model's top-10 probabilities on them, which devices must reproduce within another CPU's
+  tolerance; --truth (file<TAB>label name[|name...]) adds what each image really shows, checked on
+  the device by name, and the release is refused below --min-accuracy. --model-url ships no
+  model.onnx and points the manifest at that URL instead (pinned by size and sha256).
 release verify DIR --pubkey FILE [--pubkey FILE...]
   Checks the signature, every artifact's size and sha256, expiry and model.json.`;
 
@@ -68,20 +72,6 @@ async function readText(path: string, what: string): Promise<string> {
   });
 }
 
-/** `--preprocess '{"size":192}'`: single fields of the preset, as in the config's model.preprocess. */
-function parsePreprocess(text: string | undefined): Partial<PreprocessSpec> | undefined {
-  if (text === undefined) return undefined;
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new UsageError(`--preprocess must be a JSON object, e.g. '{"size":192,"resize":219}', not ${text}`);
-  }
-  const parsed = PreprocessSchema.partial().safeParse(json);
-  if (!parsed.success) throw new UsageError(`--preprocess: ${describeIssues(parsed.error)}`);
-  return parsed.data;
-}
-
 async function publish(argv: string[], ctx: CliContext, io: ReleaseIo): Promise<number> {
   const { values } = parse({
     args: argv,
@@ -100,6 +90,8 @@ async function publish(argv: string[], ctx: CliContext, io: ReleaseIo): Promise<
       'min-daemon-version': { type: 'string', default: ctx.version },
       rollback: { type: 'boolean', default: false },
       validation: { type: 'string' },
+      truth: { type: 'string' },
+      'min-accuracy': { type: 'string', default: '0.5' },
       'model-url': { type: 'string' },
     },
   });
@@ -113,6 +105,9 @@ async function publish(argv: string[], ctx: CliContext, io: ReleaseIo): Promise<
   if (values['rollout-percent'].trim() === '' || !Number.isFinite(percent) || percent < 0 || percent > 100) {
     throw new UsageError(`--rollout-percent must be a number from 0 to 100, not ${values['rollout-percent']}`);
   }
+  if (values.truth && !values.validation) throw new UsageError('--truth labels the --validation images: give both');
+  const minAccuracy = Number(values['min-accuracy']);
+  if (values['min-accuracy'].trim() === '' || !(minAccuracy >= 0 && minAccuracy <= 1)) throw new UsageError(`--min-accuracy must be a number from 0 to 1, not ${values['min-accuracy']}`);
   const keyPath = values.key!;
   const privateKeyPem = await readText(keyPath, '--key');
   const mode = (await stat(keyPath)).mode;
@@ -134,6 +129,8 @@ async function publish(argv: string[], ctx: CliContext, io: ReleaseIo): Promise<
       minDaemonVersion: values['min-daemon-version'],
       rollback: values.rollback,
       validationDir: values.validation,
+      truthFile: values.truth,
+      minAccuracy,
       modelUrl: values['model-url'],
     },
     { logger: ctx.logger, clock: ctx.clock, workerUrl: ctx.workerUrl, stdout: ctx.stdout, stderr: ctx.stderr, progress: io.progress },

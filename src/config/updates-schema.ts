@@ -15,12 +15,37 @@ export const UpdatesSchema = z
     keep_versions: z.number().int().min(2).max(20).default(3).describe('installed versions kept for rollback'),
     validation: z
       .object({
-        min_top1_agreement: z.number().min(0).max(1).default(0.9).describe('share of validation images whose top-1 must match'),
+        // Defaults from the cross-CPU measurements in docs/updates.md ("Validation across CPUs").
+        min_top1_agreement: z
+          .number()
+          .min(0)
+          .max(1)
+          .default(0.8)
+          .describe("share of the images the publisher's model was confident about (top-1 >= 0.5, 0.25 ahead) whose top-1 must match; all images for releases without reference vectors"),
+        max_mean_distance: z
+          .number()
+          .min(0)
+          .max(1)
+          .default(0.24)
+          .describe("mean total-variation distance allowed between the publisher's recorded probabilities and this device's"),
+        max_accuracy_drop: z
+          .number()
+          .min(0)
+          .max(1)
+          .default(0.15)
+          .describe('on images with truth labels: how far below the publisher and the serving model the accuracy may fall (plus one image)'),
+        min_accuracy: z.number().min(0).max(1).default(0.5).describe('on images with truth labels: below this the model is refused'),
         max_latency_factor: z.number().min(1).default(2).describe('median inference time at most this times the current model'),
         golden_dir: z.string().min(1).optional().describe('local images + expected.tsv (file<TAB>label index) checked too'),
+        timeout_s: z
+          .number()
+          .min(1)
+          .max(86_400)
+          .default(600)
+          .describe('a validation not done by then fails (its process is killed 30 s later); a TensorRT engine build alone can take minutes'),
       })
       .strict()
-      .default({ min_top1_agreement: 0.9, max_latency_factor: 2 }),
+      .default({ min_top1_agreement: 0.8, max_mean_distance: 0.24, max_accuracy_drop: 0.15, min_accuracy: 0.5, max_latency_factor: 2, timeout_s: 600 }),
     probation: z
       .object({
         seconds: z.number().min(1).default(300).describe('after activation: errors in this window roll back'),

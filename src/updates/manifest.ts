@@ -114,13 +114,44 @@ export const ModelJsonSchema = z
       name: z.string().optional(),
       classes: z.number().int().min(1),
     }),
-    validation: z.array(z.object({ file: RelativePath, expected_index: z.number().int().min(0) })).default([]),
+    validation: z
+      .array(
+        z.object({
+          file: RelativePath,
+          /** The publisher's top-1 (the only field of releases before reference vectors). */
+          expected_index: z.number().int().min(0),
+          /** The publisher's top-K probabilities, best first (validation-gate.ts). */
+          top: z
+            .array(z.object({ index: z.number().int().min(0), p: z.number().min(0).max(1) }))
+            .min(1)
+            .max(100)
+            .optional(),
+          /** Label names a person accepts for the image: matched by name, so shuffled labels fail. */
+          truth: z.array(z.string().min(1).max(500)).min(1).max(50).optional(),
+        }),
+      )
+      .max(10_000)
+      .default([]),
+    /** Where the reference was computed: shown when a device disagrees. */
+    reference: z
+      .object({
+        arch: z.string().max(40),
+        cpu: z.string().max(200),
+        kernels: z.string().max(100),
+        onnxruntime: z.string().max(40),
+        provider: z.string().max(40),
+      })
+      .partial()
+      .optional(),
   })
   .superRefine((m, ctx) => {
     m.validation.forEach((v, i) => {
       if (v.expected_index >= m.output.classes) {
         ctx.addIssue({ code: 'custom', path: ['validation', i, 'expected_index'], message: `must be below output.classes (${m.output.classes})` });
       }
+      v.top?.forEach((t, k) => {
+        if (t.index >= m.output.classes) ctx.addIssue({ code: 'custom', path: ['validation', i, 'top', k, 'index'], message: `must be below output.classes (${m.output.classes})` });
+      });
     });
   });
 export type ModelJson = z.infer<typeof ModelJsonSchema>;

@@ -12,6 +12,10 @@ import { describeModelIo, readModelIo } from './model-meta.js';
 import { ArtifactSchema, ManifestSchema, MANIFEST_FILE, ModelJsonSchema, RELEASE_FILES, SCHEMA_VERSION, SIGNATURE_FILE, type Artifact, type Manifest, type ModelJsonInput } from './manifest.js';
 import { publicKeyFromPrivate, keyFingerprint, signManifest } from './signing.js';
 import { parseVersion } from './version.js';
+import { currentPlatform } from './platform.js';
+import { isConfident, REFERENCE_TOP_K } from './validation-gate.js';
+
+type ValidationEntry = ModelJsonInput['validation'] extends (infer E)[] | undefined ? E : never;
 
 /** Builds a release directory (see manifest.ts for the format) and signs it. */
 
@@ -35,8 +39,12 @@ export interface PublishOptions {
   expiresInMs: number;
   minDaemonVersion: string;
   rollback: boolean;
-  /** Images to ship as validation/; their expected labels come from the model (see below). */
+  /** Images to ship as validation/; their reference outputs come from the model (see below). */
   validationDir?: string | undefined;
+  /** `file<TAB>label name[|name...]` per line: what a person says the validation images show. */
+  truthFile?: string | undefined;
+  /** With truth labels: refuse to publish below this accuracy (a labels file out of the model's order). */
+  minAccuracy?: number | undefined;
   /** Point the manifest at this absolute URL instead of shipping model.onnx (pinned by sha256). */
   modelUrl?: string | undefined;
 }
@@ -86,23 +94,26 @@ function releaseName(file: string): string {
 const artifact = (url: string, h: HashedFile): Artifact => ({ url, size: h.size, sha256: h.sha256 });
 
 /**
- * Copies the validation images and labels each with the top-1 class of the model being
- * published, run through the daemon's own code path (preprocessing + inference worker, CPU).
- * On the device, "agreement" then is a self-consistency check: the downloaded model, its
- * execution provider (TensorRT/CUDA/CPU, maybe fp16) and its preprocessing must reproduce what
- * the publisher saw. That is exactly what catches a corrupt download, a broken EP or wrong
- * preprocessing, which a hand-written ground truth could not separate from plain model error.
+ * Copies the validation images and records, for each, the top-K probabilities of the model being
+ * published, run through the daemon's own code path (preprocessing + inference worker, CPU), and
+ * the truth labels when given. On the device, the reference is a self-consistency check: the
+ * downloaded model, its execution provider and its preprocessing must reproduce what the
+ * publisher saw, within the tolerance of another CPU's int8 kernels (validation-gate.ts). The
+ * truth labels, by name, catch what self-consistency cannot: a labels file out of the model's
+ * order, or a model broken before it was published.
  */
 async function labelValidationImages(
   opts: PublishOptions,
   deps: PublishDeps,
   stage: string,
   spec: PreprocessSpec,
-): Promise<{ artifacts: Artifact[]; entries: { file: string; expected_index: number }[] }> {
+): Promise<{ artifacts: Artifact[]; entries: ValidationEntry[] }> {
   const files = await expandImagePaths([opts.validationDir!]).catch((err: Error) => {
     throw new ReleaseError(`--validation: ${err.message}`);
   });
   if (files.length === 0) throw new ReleaseError(`--validation ${opts.validationDir}: no image files`);
+  const labels = await loadLabels(opts.labels);
+  const truth = opts.truthFile ? await readTruth(opts.truthFile, new Set(labels)) : undefined;
   await mkdir(join(stage, RELEASE_FILES.validationDir));
   const classifier = new Classifier({
     logger: deps.logger,
@@ -120,28 +131,57 @@ async function labelValidationImages(
   });
   await classifier.start();
   const artifacts: Artifact[] = [];
-  const entries: { file: string; expected_index: number }[] = [];
+  const entries: ValidationEntry[] = [];
   try {
     for (const file of files) {
       const url = `${RELEASE_FILES.validationDir}/${releaseName(file)}`;
       if (entries.some((e) => e.file === url)) throw new ReleaseError(`validation images ${file} and another one both map to ${url}; rename one`);
       const tensor = await classifier.prepare(await readFile(file));
-      const { top } = await classifier.classify(tensor, 2);
-      const [best, second] = top;
-      if (!best) throw new ReleaseError(`the model gave no score for ${file}`);
-      // A near tie may flip on a device's different EP or precision: flag it now.
-      const margin = best.score - (second?.score ?? 0);
-      deps.stdout(`  ${url} -> ${best.index} ${best.label} (${best.score.toFixed(3)})`);
-      if (best.score < 0.5 || margin < 0.2) {
-        deps.stderr(`warning: ${url} is ambiguous (top-1 ${best.score.toFixed(3)}, margin ${margin.toFixed(3)}): a device may disagree; consider another image`);
-      }
+      const { top } = await classifier.classify(tensor, REFERENCE_TOP_K);
+      const best = top[0];
+      if (!best || !top.every((t) => Number.isFinite(t.score))) throw new ReleaseError(`the model gave no finite scores for ${file}: broken weights or preprocessing`);
+      const ref = top.map((t) => ({ index: t.index, p: Math.round(t.score * 1e5) / 1e5 }));
+      const accepted = truth?.get(basename(file));
+      if (truth && !accepted) throw new ReleaseError(`--truth ${opts.truthFile} has no line for ${basename(file)}`);
+      // Near ties may flip on another CPU's int8 kernels; the device compares them by distance only.
+      const note = isConfident(ref) ? '' : ' (not confident: compared by distance only)';
+      const mark = accepted ? (accepted.includes(best.label) ? ' ok' : ` WRONG, truth ${accepted.join(' | ')}`) : '';
+      deps.stdout(`  ${url} -> ${best.index} ${best.label} (${best.score.toFixed(3)})${note}${mark}`);
       artifacts.push(artifact(url, await hashFile(file, { copyTo: join(stage, url), ...progressOpts(deps) })));
-      entries.push({ file: url, expected_index: best.index });
+      entries.push({ file: url, expected_index: best.index, top: ref, ...(accepted ? { truth: accepted } : {}) });
     }
   } finally {
     await classifier.stop();
   }
+  if (truth) {
+    const correct = entries.filter((e) => e.truth!.includes(labels[e.expected_index] ?? '')).length;
+    const min = opts.minAccuracy ?? 0.5;
+    deps.stdout(`accuracy on the labelled validation images: ${correct}/${entries.length}`);
+    if (correct < min * entries.length) {
+      throw new ReleaseError(
+        `accuracy ${correct}/${entries.length} on the labelled validation images is below ${Math.round(min * 100)}%: is the labels file in the order of the model's outputs? (--min-accuracy to change the bound)`,
+      );
+    }
+  }
   return { artifacts, entries };
+}
+
+/** `file<TAB>name[|name...]`; blank lines and `#` comments skipped; every name must be a label. */
+async function readTruth(path: string, known: ReadonlySet<string>): Promise<Map<string, string[]>> {
+  const text = await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    throw new ReleaseError(`--truth ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`);
+  });
+  const out = new Map<string, string[]>();
+  text.split(/\r?\n/).forEach((line, i) => {
+    if (line.trim() === '' || line.startsWith('#')) return;
+    const [file, names] = line.split('\t');
+    const accepted = (names ?? '').split('|').map((n) => n.trim()).filter(Boolean);
+    if (!file || accepted.length === 0) throw new ReleaseError(`--truth ${path} line ${i + 1}: expected "file<TAB>label name[|name...]", got "${line}"`);
+    const unknown = accepted.find((n) => !known.has(n));
+    if (unknown) throw new ReleaseError(`--truth ${path} line ${i + 1}: "${unknown}" is not a label of the labels file`);
+    out.set(basename(file.trim()), accepted);
+  });
+  return out;
 }
 
 function progressOpts(deps: PublishDeps): { progress?: ProgressSink } {
@@ -191,6 +231,7 @@ export async function publishRelease(opts: PublishOptions, deps: PublishDeps): P
       ...(opts.preprocess && Object.keys(opts.preprocess).length > 0 ? { preprocess: opts.preprocess } : {}),
       ...modelIo,
       validation: validation?.entries ?? [],
+      ...(validation ? { reference: { ...currentPlatform(), provider: 'cpu' } } : {}),
     };
     await writeFile(join(stage, RELEASE_FILES.modelJson), `${JSON.stringify(ModelJsonSchema.parse(modelJson), null, 2)}\n`);
     const modelJsonFile = await hashFile(join(stage, RELEASE_FILES.modelJson));

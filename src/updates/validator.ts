@@ -13,10 +13,13 @@
  * Checks, in order (the first failure of a step that later steps depend on ends the run):
  * model.json preprocessing resolves; the labels load; the model loads with the configured
  * providers; its input fits the preset and its output the label count (checkModel, the daemon's
- * own startup check); a warm-up run; top-1 agreement on the release's validation images and on
- * the optional local golden set, each on its own (a small local set must not drown in a large
- * release set); the median of `timingRuns` runs against the current model's. A release without
- * validation images (publishing allows that) and no golden set has no agreement to check.
+ * own startup check); a warm-up run; no NaN or Infinity in any output; agreement with the
+ * publisher's reference on the release's validation images and on the optional local golden set,
+ * each on its own (a small local set must not drown in a large release set), judged by
+ * validation-gate.ts (probability distance, confident top-1, truth accuracy); on labelled images,
+ * accuracy not far below the serving model's; the median of `timingRuns` runs against the current
+ * model's. A release without validation images (publishing allows that) and no golden set has no
+ * agreement to check.
  */
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
@@ -30,12 +33,22 @@ import { checkModel } from '../inference/model-check.js';
 import { loadLabels } from '../vision/labels.js';
 import { resolvePreprocess } from '../vision/presets.js';
 import { createPreprocessor, inputDims, type InputDType, type PreparedTensor, type TensorData } from '../vision/preprocess.js';
-import { topK } from '../vision/postprocess.js';
+import { toProbabilities } from '../vision/postprocess.js';
+import { accuracyDrop, allFinite, argmax, judgeSet, type GateThresholds, type ReferenceScore, type SetVerdict } from './validation-gate.js';
 
 export interface ValidationImage {
   path: string;
+  /** The publisher's top-1. */
   expectedIndex: number;
+  /** The publisher's top-K probabilities (releases since reference vectors). */
+  top?: ReferenceScore[] | undefined;
+  /** Label names a person accepts for the image. */
+  truth?: string[] | undefined;
 }
+
+/** The gate's thresholds; those not given take the config's defaults. */
+export type ValidationThresholds = Pick<UpdatesConfig['validation'], 'min_top1_agreement' | 'max_latency_factor'> & Partial<GateThresholds>;
+export const DEFAULT_GATE: GateThresholds = { min_top1_agreement: 0.8, max_mean_distance: 0.24, max_accuracy_drop: 0.15, min_accuracy: 0.5 };
 
 export type ModelPreprocessing = Pick<ModelJson, 'preset' | 'preprocess'>;
 
@@ -55,11 +68,17 @@ export interface ValidationRequest {
   goldenSet?: string | undefined;
   providers: ExecutionProvider[];
   deviceId?: number | undefined;
-  thresholds: Pick<UpdatesConfig['validation'], 'min_top1_agreement' | 'max_latency_factor'>;
+  thresholds: ValidationThresholds;
+  /** Where the release's reference was computed (model.json `reference`), for the reasons. */
+  reference?: string | undefined;
   /** The current model's median, measured single-threaded like the candidate's. */
   currentMedianMs?: number | undefined;
-  /** The current model, timed here after the candidate when `currentMedianMs` is absent. */
-  baseline?: { modelPath: string; modelJson: ModelPreprocessing } | undefined;
+  /**
+   * The current model, timed here after the candidate when `currentMedianMs` is absent; with
+   * `labelsPath`, also run on the release's labelled images, whose accuracy the candidate must
+   * not fall far below (same device, same kernels: no cross-CPU noise in that comparison).
+   */
+  baseline?: { modelPath: string; modelJson: ModelPreprocessing; labelsPath?: string | undefined } | undefined;
   /** Timed runs after warm-up; default 10. */
   timingRuns?: number | undefined;
   /** The whole validation; default 10 min (a TensorRT engine build alone can take minutes). */
@@ -68,8 +87,13 @@ export interface ValidationRequest {
 
 export interface AgreementSet {
   name: 'release' | 'golden';
+  /** Images whose top-1 was compared (the publisher's confident ones, or all of an old release). */
   matched: number;
   total: number;
+  images: number;
+  meanDistance: number | undefined;
+  labelled: number;
+  correct: number;
 }
 
 export interface ValidationReport {
@@ -81,6 +105,10 @@ export interface ValidationReport {
   warmupMs: number | undefined;
   /** All sets together; each set is checked against the threshold on its own (see `sets`). */
   agreement: { matched: number; total: number };
+  /** Images whose output held NaN or Infinity. */
+  nonFinite: number;
+  /** The serving model's truth accuracy on the release's labelled images, when it was measured. */
+  baselineAccuracy: { correct: number; labelled: number } | undefined;
   sets: AgreementSet[];
   medianMs: number | undefined;
   currentMedianMs: number | undefined;
@@ -95,7 +123,6 @@ export interface ValidationReport {
 const LATENCY_SLACK_MS = 5;
 const MAX_IMAGE_PROBLEMS = 3;
 
-const pct = (x: number): string => `${Math.round(x * 1000) / 10}%`;
 const ms = (x: number): string => (x < 10 ? x.toPrecision(2) : String(Math.round(x)));
 const message = (err: unknown): string => ((err as Error).message ?? String(err)).split('\n')[0] ?? '';
 
@@ -167,6 +194,8 @@ export async function validateModel(deps: ValidatorDeps, req: ValidationRequest)
     inputOk: false,
     warmupMs: undefined,
     agreement: { matched: 0, total: 0 },
+    nonFinite: 0,
+    baselineAccuracy: undefined,
     sets: [],
     medianMs: undefined,
     currentMedianMs: req.currentMedianMs,
@@ -220,6 +249,14 @@ export async function validateModel(deps: ValidatorDeps, req: ValidationRequest)
   return report;
 }
 
+const nonFiniteReason = (what: string): string => `non-finite outputs (NaN or Infinity) on ${what}: broken weights or preprocessing (a std of 0?)`;
+
+/** The publisher's own accuracy on the labelled images, from its recorded top-1. */
+function publisherAccuracy(images: readonly ValidationImage[], labels: readonly string[]): { correct: number; labelled: number } {
+  const labelled = images.filter((i) => i.truth && i.truth.length > 0);
+  return { labelled: labelled.length, correct: labelled.filter((i) => i.truth!.includes(labels[i.expectedIndex] ?? '')).length };
+}
+
 /** Everything that needs only the candidate; pushes reasons, throws for the step that ends the run. */
 async function candidateChecks(req: ValidationRequest, report: ValidationReport, guard: Deadline, newWorker: (path: string) => InferenceWorker): Promise<void> {
   const { preset, preprocess } = req.modelJson;
@@ -259,10 +296,15 @@ async function candidateChecks(req: ValidationRequest, report: ValidationReport,
     throw new Error(`model output has ${warm.output.length} values per frame but the labels file has ${labels.length} lines`);
   }
 
+  if (!allFinite(warm.output)) throw new Error(nonFiniteReason('the warm-up run (an all-zero input)'));
+
+  const gate: GateThresholds = { ...DEFAULT_GATE, ...req.thresholds };
   const prepare = createPreprocessor(spec, dtype);
   for (const set of sets) {
-    const result: AgreementSet = { name: set.name, matched: 0, total: set.images.length };
+    const where = set.name === 'release' ? `the release validation images${req.reference ? ` (reference computed on ${req.reference})` : ''}` : `the golden set ${req.goldenSet}`;
     const problems: string[] = [];
+    const judged: { ref: ValidationImage; probs: ArrayLike<number> }[] = [];
+    let nonFinite = 0;
     for (const img of set.images) {
       let tensor: PreparedTensor;
       try {
@@ -276,20 +318,26 @@ async function candidateChecks(req: ValidationRequest, report: ValidationReport,
       const { output } = await guard(worker.run(tensor.data, tensor.dims)).catch((err) => {
         throw new Error(`inference failed on ${img.path}: ${message(err)}`);
       });
-      if (topK(output, 1, labels)[0]?.index === img.expectedIndex) result.matched++;
+      if (!allFinite(output)) {
+        nonFinite++;
+        continue;
+      }
+      judged.push({ ref: img, probs: toProbabilities(output, 'auto') });
     }
-    const where = set.name === 'release' ? 'the release validation images' : `the golden set ${req.goldenSet}`;
+    report.nonFinite += nonFinite;
+    if (nonFinite > 0) report.reasons.push(nonFiniteReason(`${nonFinite} of ${where}`));
     if (problems.length > 0) {
       const more = problems.length > MAX_IMAGE_PROBLEMS ? ` and ${problems.length - MAX_IMAGE_PROBLEMS} more` : '';
       report.reasons.push(`${problems.length} of ${where} unusable: ${problems.slice(0, MAX_IMAGE_PROBLEMS).join('; ')}${more}`);
     }
-    const min = req.thresholds.min_top1_agreement;
-    if (result.total > 0 && result.matched < min * result.total) {
-      report.reasons.push(`top-1 agreement ${result.matched}/${result.total} below ${pct(min)} on ${where}`);
-    }
-    report.sets.push(result);
-    report.agreement.matched += result.matched;
-    report.agreement.total += result.total;
+    const verdict: SetVerdict = judgeSet(judged, labels, gate, where);
+    report.reasons.push(...verdict.reasons);
+    const published = publisherAccuracy(set.images, labels);
+    const drop = accuracyDrop(verdict, published, gate.max_accuracy_drop, "the publisher's on the same images");
+    if (drop) report.reasons.push(`${drop} on ${where}`);
+    report.sets.push({ name: set.name, matched: verdict.matched, total: verdict.compared, images: set.images.length, meanDistance: verdict.meanDistance, labelled: verdict.labelled, correct: verdict.correct });
+    report.agreement.matched += verdict.matched;
+    report.agreement.total += verdict.compared;
   }
 
   const runs = req.timingRuns ?? 10;
@@ -310,6 +358,7 @@ async function latencyCheck(req: ValidationRequest, report: ValidationReport, gu
       await guard(worker.run(zeros(dtype, dims), dims)); // warm-up, as for the candidate
       current = await medianRunMs(worker, dtype, dims, req.timingRuns ?? 10, guard);
       report.currentMedianMs = current;
+      if (req.baseline.labelsPath) await baselineAccuracy(req, report, worker, createPreprocessor(spec, dtype), await loadLabels(req.baseline.labelsPath), guard);
     } catch (err) {
       if (err instanceof ValidationTimeout) throw err;
       // The current model is serving, so this is unexpected; without a baseline there is no latency check.
@@ -321,4 +370,32 @@ async function latencyCheck(req: ValidationRequest, report: ValidationReport, gu
   if (current !== undefined && median !== undefined && median > current * factor + LATENCY_SLACK_MS) {
     report.reasons.push(`median ${ms(median)} ms is ${(median / current).toFixed(1)}x the current ${ms(current)} ms (max ${factor}x)`);
   }
+}
+
+/**
+ * The serving model on the release's labelled images, by label name: a retrained candidate that
+ * is clearly worse than what runs now is refused. Only when the candidate's labelled images all
+ * gave usable outputs (otherwise other reasons already refuse it).
+ */
+async function baselineAccuracy(
+  req: ValidationRequest,
+  report: ValidationReport,
+  worker: InferenceWorker,
+  prepare: (bytes: Buffer) => Promise<PreparedTensor>,
+  labels: string[],
+  guard: Deadline,
+): Promise<void> {
+  const candidate = report.sets.find((s) => s.name === 'release');
+  const labelled = req.validationImages.filter((i) => i.truth && i.truth.length > 0);
+  if (!candidate || candidate.labelled === 0 || candidate.labelled !== labelled.length) return;
+  let correct = 0;
+  for (const img of labelled) {
+    const tensor = await prepare(await readFile(img.path));
+    const { output } = await guard(worker.run(tensor.data, tensor.dims));
+    if (img.truth!.includes(labels[argmax(output)] ?? '')) correct++;
+  }
+  report.baselineAccuracy = { correct, labelled: labelled.length };
+  const gate: GateThresholds = { ...DEFAULT_GATE, ...req.thresholds };
+  const drop = accuracyDrop(candidate, report.baselineAccuracy, gate.max_accuracy_drop, 'the serving model on the same images');
+  if (drop) report.reasons.push(drop);
 }

@@ -73,7 +73,15 @@ describe('release keygen / publish / verify', () => {
     const mj = ModelJsonSchema.parse(JSON.parse(readFileSync(join(release, 'model.json'), 'utf8')));
     expect(mj).toMatchObject({ preset: 'imagenet', input: { name: 'input', type: 'float32', shape: [1, 3, 224, 224] }, output: { classes: DEMO_PALETTE.length } });
     const index = (c: string): number => DEMO_PALETTE.findIndex((p) => p.name === c);
-    expect(mj.validation).toEqual(['blue', 'green', 'red'].map((c) => ({ file: `validation/${c}.jpg`, expected_index: index(c) })));
+    expect(mj.validation.map(({ file, expected_index }) => ({ file, expected_index }))).toEqual(['blue', 'green', 'red'].map((c) => ({ file: `validation/${c}.jpg`, expected_index: index(c) })));
+    // The reference the devices reproduce: the top-10 probabilities, best first, led by the expected class.
+    for (const v of mj.validation) {
+      expect(v.top).toHaveLength(Math.min(10, DEMO_PALETTE.length));
+      expect(v.top![0]!.index).toBe(v.expected_index);
+      expect(v.top!.map((t) => t.p)).toEqual([...v.top!.map((t) => t.p)].sort((a, b) => b - a));
+      expect(v.top!.reduce((s, t) => s + t.p, 0)).toBeCloseTo(1, 3);
+    }
+    expect(mj.reference).toMatchObject({ arch: process.arch, provider: 'cpu', onnxruntime: expect.stringMatching(/^\d+\.\d+/) });
   });
 
   it('verify checks the signature, every artifact and model.json', async () => {
@@ -127,6 +135,32 @@ describe('release keygen / publish / verify', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/signature: ok/);
     expect(r.stderr).toMatch(/manifest expired at 2024-01-31T00:00:00\.000Z/);
+  });
+
+  it('--truth records the label names a person gave, and refuses a labels file out of the model\'s order', async () => {
+    const truth = join(dir, 'truth.tsv');
+    writeFileSync(truth, `# file<TAB>label\n${colours.map((c) => `${c}.jpg\t${c}`).join('\n')}\n`);
+    const out = join(tempDir(), 'truth');
+    const ok = await publish(out, ['--validation', images, '--truth', truth]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/accuracy on the labelled validation images: 3\/3/);
+    const mj = ModelJsonSchema.parse(JSON.parse(readFileSync(join(out, 'model.json'), 'utf8')));
+    expect(mj.validation.map((v) => v.truth)).toEqual([['blue'], ['green'], ['red']]);
+
+    // The same names in another order: every image is now "wrong" by name.
+    const names = demoLabels().trim().split('\n');
+    const rotated = join(dir, 'rotated.txt');
+    writeFileSync(rotated, `${[...names.slice(1), names[0]].join('\n')}\n`);
+    const bad = join(tempDir(), 'rotated');
+    const r = await runCli(['release', 'publish', '--model', model, '--labels', rotated, '--preset', 'imagenet', '--version', '1.0.0', '--key', priv(), '--out', bad, '--validation', images, '--truth', truth]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/accuracy 0\/3 on the labelled validation images is below 50%: is the labels file in the order of the model's outputs\?/);
+    expect(existsSync(bad)).toBe(false);
+
+    const unknown = join(dir, 'unknown.tsv');
+    writeFileSync(unknown, 'red.jpg\tcrimson\n');
+    const u = await publish(join(tempDir(), 'u'), ['--validation', images, '--truth', unknown]);
+    expect(u.stderr).toMatch(/"crimson" is not a label of the labels file/);
   });
 
   it('publish refuses labels that do not match the model output, and leaves nothing behind', async () => {
