@@ -5,20 +5,25 @@ import { Mosquitto } from '../helpers/mosquitto.js';
 import { MqttCollector } from '../helpers/mqtt-collector.js';
 import { startCli, type Started } from '../helpers/cli.js';
 import { colourImage, tempDir } from '../helpers/fixtures.js';
-import { buildSlowModel } from '../../src/modelgen/test-models.js';
+import { slowModelTaking } from '../helpers/slow-model.js';
 import { demoLabels } from '../../src/modelgen/demo-model.js';
 
-// Shutdown with a frame in the worker: a slow model (~0.5-1 s per run on one thread) makes
-// "in flight" last long enough to signal into it.
+// Shutdown with a frame in the worker: a slow model (~0.7 s per run on one thread, sized for
+// this machine: a fixed size ran 0.8 s on an idle Xeon, several seconds on a slow or busy one)
+// makes "in flight" last long enough to signal into it.
 
 describe('graceful shutdown', () => {
   let broker: Mosquitto;
   let config: string;
+  let firstPredictionMs: number;
 
   beforeAll(async () => {
     broker = await Mosquitto.start();
     const dir = tempDir();
-    writeFileSync(join(dir, 'slow.onnx'), buildSlowModel({ repeats: 2500 }));
+    const slow = await slowModelTaking(700);
+    // Start-up, then the warm-up run and the first frame's, with room for a busier machine.
+    firstPredictionMs = 20_000 + 4 * slow.expectedRunMs;
+    writeFileSync(join(dir, 'slow.onnx'), slow.bytes);
     writeFileSync(join(dir, 'labels.txt'), demoLabels());
     const images = join(dir, 'images');
     mkdirSync(images);
@@ -37,7 +42,7 @@ describe('graceful shutdown', () => {
   async function startedDaemon(sub: MqttCollector): Promise<Started> {
     const daemon = startCli(['run', '--config', config]);
     // The first prediction means the loop is running; the next frame is then in the worker.
-    await sub.waitFor((m) => m.some((x) => x.topic === 'sd/sd/cam/prediction'), 30_000, 'first prediction');
+    await sub.waitFor((m) => m.some((x) => x.topic === 'sd/sd/cam/prediction'), firstPredictionMs, 'first prediction');
     return daemon;
   }
 
