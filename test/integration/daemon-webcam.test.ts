@@ -1,22 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Mosquitto } from '../helpers/mosquitto.js';
 import { MqttCollector } from '../helpers/mqtt-collector.js';
 import { startCli } from '../helpers/cli.js';
 import { tempDir, writeColourModel } from '../helpers/fixtures.js';
 import { schemaErrors } from '../helpers/schemas.js';
+import { ownedProcesses } from '../helpers/leftovers.js';
 
 // The webcam source end to end with the real fswebcam binary and its built-in test image
 // (`--device TEST`): no camera hardware, but the same program and flags a USB camera uses.
 
-function fswebcamPids(): string[] {
-  try {
-    return execFileSync('pgrep', ['-x', 'fswebcam'], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
-  } catch {
-    return [];
-  }
+/** This test's fswebcam processes (another test run on the machine may have its own). */
+function fswebcamPids(): number[] {
+  return ownedProcesses().filter((p) => (p.argv[0] ?? '').split('/').pop() === 'fswebcam').map((p) => p.pid);
 }
 
 describe('daemon with a webcam source (fswebcam TEST)', () => {

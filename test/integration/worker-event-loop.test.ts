@@ -5,8 +5,8 @@ import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import { pino } from 'pino';
 import { InferenceWorker } from '../../src/inference/inference-worker.js';
-import { buildSlowModel } from '../../src/modelgen/test-models.js';
 import { tempDir } from '../helpers/fixtures.js';
+import { slowModelTaking } from '../helpers/slow-model.js';
 
 // The compiled worker entry (built by `pretest`): the same file the daemon runs.
 const workerUrl = new URL('../../dist/inference/worker.js', import.meta.url);
@@ -34,7 +34,9 @@ describe('inference worker', () => {
 
   beforeAll(async () => {
     modelPath = join(tempDir(), 'slow.onnx');
-    writeFileSync(modelPath, buildSlowModel({ repeats: 600 }));
+    // ~200 ms a run, sized for this machine (a fixed size took 200 ms on an idle Xeon and
+    // several times that on a slow or busy one).
+    writeFileSync(modelPath, (await slowModelTaking(200)).bytes);
     worker = new InferenceWorker({
       logger: pino({ level: 'silent' }),
       workerUrl,
