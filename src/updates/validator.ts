@@ -139,7 +139,7 @@ function zeros(dtype: InputDType, dims: number[]): TensorData {
 
 /** The release's validation images (model.json `validation`), inside the installed version dir. */
 export function releaseValidationImages(dir: string, modelJson: Pick<ModelJson, 'validation'>): ValidationImage[] {
-  return modelJson.validation.map((v) => ({ path: join(dir, v.file), expectedIndex: v.expected_index }));
+  return modelJson.validation.map((v) => ({ path: join(dir, v.file), expectedIndex: v.expected_index, top: v.top, truth: v.truth }));
 }
 
 /** Reads `dir/expected.tsv`: `file<TAB>index` per line, blank lines and `#` comments ignored. */
