@@ -38,5 +38,5 @@ fi
 
 # The Debian mosquitto package starts a system broker on port 1883; tests start their own on
 # free ports, so the system one is left alone.
-node -e 'const [maj, min] = process.versions.node.split(".").map(Number); if (maj < 20 || (maj === 20 && min < 9)) { console.error(`Node >= 20.9 required, found ${process.version}`); process.exit(1); }'
+node -e 'const [maj, min, patch] = process.versions.node.split(".").map(Number); if (maj < 20 || (maj === 20 && (min < 18 || (min === 18 && patch < 1)))) { console.error(`Node >= 20.18.1 required, found ${process.version}`); process.exit(1); }'
 npm ci --no-audit --no-fund

@@ -28,6 +28,7 @@ import type { ConfigReportPayload } from '../mqtt/payloads.js';
 import { OpsHttp, PREVIEW_TOP } from '../ops/http/ops-http.js';
 import { SdNotifier } from '../ops/sd-notify.js';
 import { ServiceWatchdog } from '../ops/watchdog.js';
+import { updatesFetch } from '../updates/http-client.js';
 
 export interface DaemonDeps {
   logger: Logger;
@@ -40,7 +41,7 @@ export interface DaemonDeps {
   /** For credentials referenced by name (password_env) and systemd's NOTIFY_SOCKET / WATCHDOG_USEC / WATCHDOG_PID. */
   env: NodeJS.ProcessEnv;
   connectMqtt?: typeof mqttConnect;
-  /** For over-the-air updates; the global fetch when absent. */
+  /** For over-the-air updates; the pinned undici of src/updates/http-client.ts when absent (never the global fetch). */
   fetch?: typeof fetch;
   /** Called with every published prediction (the demo prints them). */
   onPrediction?: (payload: PredictionPayload) => void;
@@ -90,7 +91,7 @@ export class Daemon {
       config,
       version: this.deps.version,
       workerUrl: this.deps.workerUrl,
-      fetch: this.deps.fetch ?? fetch,
+      fetch: this.deps.fetch ?? updatesFetch,
       report: (p) => {
         this.modelReport = p;
         this.mqtt?.retain(this.mqtt.topics.model, JSON.stringify(p));

@@ -5,6 +5,7 @@ import type { Clock } from '../ops/clock.js';
 import type { Logger } from '../ops/logger.js';
 import { cleanTempDir, fsyncDir, fsyncFile, hashPrefix, partPaths, fileSize, readSidecar, removeQuietly, writeAllAt, writeSidecar, type PartPaths } from './download-part.js';
 import { describeFetchError, redactUrl, splitCredentials } from './http-poll.js';
+import { updatesFetch } from './http-client.js';
 import { DownloadError, backoffDelay, parseContentRange, rangeValidator, retryAfterMs, startWatchdog } from './download-protocol.js';
 
 export { DownloadError, backoffDelay, parseContentRange, rangeValidator, type DownloadFailure } from './download-protocol.js';
@@ -29,7 +30,8 @@ export interface DownloaderConfig {
 export interface DownloaderDeps {
   logger: Logger;
   clock: Clock;
-  fetch: typeof fetch;
+  /** Default: the pinned undici of http-client.ts (never the runtime's global fetch). */
+  fetch?: typeof fetch;
   config: DownloaderConfig;
   /** [0, 1) for the backoff jitter; Math.random by default. */
   random?: () => number;
@@ -191,7 +193,7 @@ export class Downloader {
     const net = (e: unknown): DownloadError =>
       ac.signal.reason instanceof DownloadError ? ac.signal.reason : new DownloadError('network', `${safeUrl}: ${describeFetchError(e, req.url)}`, true, undefined, { cause: e });
     try {
-      const res = await this.deps.fetch(target.url, { headers, signal: ac.signal }).catch((e: unknown) => Promise.reject(net(e)));
+      const res = await (this.deps.fetch ?? updatesFetch)(target.url, { headers, signal: ac.signal }).catch((e: unknown) => Promise.reject(net(e)));
       watchdog.touch();
       const fail = async (err: DownloadError, discard = false): Promise<never> => {
         await res.body?.cancel().catch(() => undefined);

@@ -1,4 +1,5 @@
 import { redactUrl } from '../ops/redact-url.js';
+import { updatesFetch } from './http-client.js';
 // Small HTTP GETs for the update poller (the manifest, its signature): conditional, so that an
 // hourly poll of an unchanged manifest costs one 304 and no body, and capped, so that a
 // misconfigured URL pointing at a model (or an endless response) cannot eat the device's memory.
@@ -17,7 +18,7 @@ export interface ConditionalGetOptions {
   timeoutMs: number;
   /** Body size cap; default (and intended ceiling) MANIFEST_MAX_BYTES. */
   maxBytes?: number;
-  /** Default: Node's global fetch (undici). Tests and the daemon may pass their own. */
+  /** Default: the update path's pinned undici (http-client.ts), not the runtime's global fetch. */
   fetch?: typeof fetch;
   /** Aborts the request (daemon shutdown). */
   signal?: AbortSignal;
@@ -79,7 +80,7 @@ export function describeFetchError(err: unknown, rawUrl: string): string {
 export async function conditionalGet(url: string, opts: ConditionalGetOptions): Promise<ConditionalGetResult> {
   const safeUrl = redactUrl(url);
   const maxBytes = opts.maxBytes ?? MANIFEST_MAX_BYTES;
-  const doFetch = opts.fetch ?? fetch;
+  const doFetch = opts.fetch ?? updatesFetch;
   const target = splitCredentials(url);
   const headers: Record<string, string> = { accept: 'application/json, */*;q=0.5' };
   if (target.authorization) headers.authorization = target.authorization;

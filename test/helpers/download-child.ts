@@ -13,6 +13,7 @@
 import { pino } from 'pino';
 import { createSystemClock } from '../../src/ops/clock.js';
 import { Downloader } from '../../src/updates/downloader.js';
+import { updatesFetch } from '../../src/updates/http-client.js';
 
 const [url, size, sha256, dest] = process.argv.slice(2);
 if (!url || !size || !sha256 || !dest) throw new Error('usage: child <url> <size> <sha256> <dest>');
@@ -20,7 +21,7 @@ if (!url || !size || !sha256 || !dest) throw new Error('usage: child <url> <size
 const downloader = new Downloader({
   logger: pino({ level: 'warn' }, pino.destination(2)),
   clock: createSystemClock(),
-  fetch,
+  fetch: updatesFetch,
   config: { timeout_ms: 5000, retries: 0 },
 });
 process.stdout.write('ready\n');

@@ -27,8 +27,11 @@ export class Nginx {
     proc.stderr?.on('data', (d: Buffer) => (this.log += d.toString()));
   }
 
-  /** Serves `root` (a directory the test fills) until stop(). */
-  static async start(root: string): Promise<Nginx> {
+  /**
+   * Serves `root` (a directory the test fills) until stop(). `opts.http` and `opts.server` are
+   * extra directives for the http and server blocks (`keepalive_timeout 0;`, a `location`).
+   */
+  static async start(root: string, opts: { http?: string[]; server?: string[] } = {}): Promise<Nginx> {
     const bin = nginxBinary();
     if (!bin) throw new Error('nginx is not installed (apt-get install nginx)');
     const prefix = mkdtempSync(join(tmpdir(), 'nginx-'));
@@ -50,9 +53,11 @@ export class Nginx {
       '  default_type application/octet-stream;',
       '  sendfile on;',
       '  etag on;',
+      ...(opts.http ?? []).map((d) => `  ${d}`),
       '  server {',
       `    listen 127.0.0.1:${port};`,
       `    root ${root};`,
+      ...(opts.server ?? []).map((d) => `    ${d}`),
       '    location / { }',
       '  }',
       '}',

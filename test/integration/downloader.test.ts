@@ -8,12 +8,14 @@ import { pino } from 'pino';
 import { createSystemClock } from '../../src/ops/clock.js';
 import { Downloader, DownloadError, type DownloaderConfig } from '../../src/updates/downloader.js';
 import { conditionalGet, HttpStatusError } from '../../src/updates/http-poll.js';
+import { updatesFetch } from '../../src/updates/http-client.js';
 import { tempDir } from '../helpers/fixtures.js';
 import { REPO } from '../helpers/cli.js';
 import { Nginx } from '../helpers/nginx.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
 
-// Downloads from a real nginx (Range, If-Range, ETag, 304) through a fault-injecting proxy.
+// Downloads from a real nginx (Range, If-Range, ETag, 304) through a fault-injecting proxy,
+// with the update path's own HTTP client (the pinned undici of src/updates/http-client.ts).
 
 const MiB = 1024 * 1024;
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -28,7 +30,7 @@ const MODEL = { size: model.length, sha256: sha(model) };
 
 function downloader(config: Partial<DownloaderConfig> = {}): Downloader {
   const logger = pino({ level: 'debug' }, { write: (s: string) => void logs.push(s) });
-  return new Downloader({ logger, clock: createSystemClock(), fetch, config: { timeout_ms: 3000, retries: 3, backoff: { base_ms: 10, max_ms: 50 }, ...config } });
+  return new Downloader({ logger, clock: createSystemClock(), fetch: updatesFetch, config: { timeout_ms: 3000, retries: 3, backoff: { base_ms: 10, max_ms: 50 }, ...config } });
 }
 const warnings = (): string[] => logs.map((l) => JSON.parse(l) as { level: number; err?: string }).filter((l) => l.level === 40).map((l) => l.err ?? '');
 const dest = (name = 'model.onnx'): string => join(work, name);
