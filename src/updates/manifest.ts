@@ -167,7 +167,32 @@ export function describeIssues(error: z.ZodError): string {
     .join('; ');
 }
 
-/** Where to download an artifact: absolute URLs as they are, relative ones next to the manifest. */
+/**
+ * Where the signature of the manifest at `manifestUrl` is: `.sig` appended to the path, the
+ * query kept (`.../manifest.json?token=x` -> `.../manifest.json.sig?token=x`), so that token and
+ * pre-signed-style URLs reach the signature with the same credentials. A fragment is dropped
+ * (it is never sent anyway).
+ */
+export function signatureUrl(manifestUrl: string): string {
+  const u = new URL(manifestUrl);
+  u.pathname = `${u.pathname}.sig`;
+  u.hash = '';
+  return u.href;
+}
+
+/**
+ * Where to download an artifact. Absolute URLs are used as they are (they carry their own
+ * query, if any). Relative ones are resolved next to the manifest, and inherit the manifest
+ * URL's query: a device configured with `.../stable/manifest.json?token=x` fetches
+ * `.../stable/model.onnx?token=x`. That is what a token-protected server expects; object stores
+ * whose pre-signed URLs sign one object each need absolute artifact URLs instead (see
+ * docs/updates.md). Relative artifact URLs cannot have a query of their own (RelativePath).
+ */
 export function resolveArtifactUrl(manifestUrl: string, artifactUrl: string): string {
-  return new URL(artifactUrl, manifestUrl).href;
+  if (isAbsoluteUrl(artifactUrl)) return new URL(artifactUrl).href;
+  const base = new URL(manifestUrl);
+  const u = new URL(artifactUrl, base);
+  u.search = base.search;
+  u.hash = '';
+  return u.href;
 }

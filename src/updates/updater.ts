@@ -7,7 +7,7 @@ import type { ModelUpdatePayload, UpdateState } from '../mqtt/payloads.js';
 import { conditionalGet, redactUrl } from './http-poll.js';
 import { verifyManifest } from './signing.js';
 import { checkManifest } from './manifest-check.js';
-import { ModelJsonSchema, resolveArtifactUrl, type Artifact, type Manifest, type ModelJson } from './manifest.js';
+import { ModelJsonSchema, resolveArtifactUrl, signatureUrl, type Artifact, type Manifest, type ModelJson } from './manifest.js';
 import type { Downloader } from './downloader.js';
 import type { InstalledModel, ModelStore } from './model-store.js';
 import type { ValidationReport, ValidationRequest } from './validator.js';
@@ -162,7 +162,7 @@ export class Updater {
         ...(this.lastModified ? { lastModified: this.lastModified } : {}),
       });
       if (got.status === 'not-modified') return await this.done({ result: 'not-modified' });
-      const sig = await conditionalGet(`${config.manifest_url}.sig`, { timeoutMs: config.download.timeout_ms, maxBytes: MAX_SIG_BYTES, fetch: this.deps.fetch });
+      const sig = await conditionalGet(signatureUrl(config.manifest_url), { timeoutMs: config.download.timeout_ms, maxBytes: MAX_SIG_BYTES, fetch: this.deps.fetch });
       if (sig.status !== 'ok') throw new Error('the manifest signature could not be fetched');
       // Nothing in the manifest is trusted before this line.
       verifyManifest(got.body, sig.body.toString('utf8'), this.deps.publicKeys);

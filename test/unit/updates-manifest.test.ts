@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ManifestSchema, ModelJsonSchema, describeIssues, resolveArtifactUrl, type ManifestInput } from '../../src/updates/manifest.js';
+import { ManifestSchema, ModelJsonSchema, describeIssues, resolveArtifactUrl, signatureUrl, type ManifestInput } from '../../src/updates/manifest.js';
 import { compareVersions, daemonSatisfies, isNewer, isVersion } from '../../src/updates/version.js';
 import { inRollout, rolloutBucket } from '../../src/updates/rollout.js';
 import { checkManifest, type CheckContext } from '../../src/updates/manifest-check.js';
@@ -57,6 +57,19 @@ describe('manifest schema', () => {
   it('resolves relative artifacts next to the manifest, absolute ones as they are', () => {
     expect(resolveArtifactUrl('https://cdn.example/stable/manifest.json', 'validation/a.jpg')).toBe('https://cdn.example/stable/validation/a.jpg');
     expect(resolveArtifactUrl('https://cdn.example/stable/manifest.json', 'https://zoo.example/m.onnx')).toBe('https://zoo.example/m.onnx');
+  });
+
+  it('keeps the manifest URL\'s query: the signature gets .sig on its path, relative artifacts inherit the query', () => {
+    const url = 'https://cdn.example/stable/manifest.json?token=x&exp=1700000000';
+    expect(signatureUrl(url)).toBe('https://cdn.example/stable/manifest.json.sig?token=x&exp=1700000000');
+    expect(signatureUrl('https://cdn.example/stable/manifest.json')).toBe('https://cdn.example/stable/manifest.json.sig');
+    expect(signatureUrl('https://u:p@cdn.example/m.json?a=%20b#frag')).toBe('https://u:p@cdn.example/m.json.sig?a=%20b');
+    expect(resolveArtifactUrl(url, 'model.onnx')).toBe('https://cdn.example/stable/model.onnx?token=x&exp=1700000000');
+    expect(resolveArtifactUrl(url, 'validation/red.jpg')).toBe('https://cdn.example/stable/validation/red.jpg?token=x&exp=1700000000');
+    // Absolute URLs carry their own query, or none: the manifest's token is not sent to another host.
+    expect(resolveArtifactUrl(url, 'https://zoo.example/m.onnx')).toBe('https://zoo.example/m.onnx');
+    expect(resolveArtifactUrl(url, 'https://store.example/m.onnx?X-Sig=abc')).toBe('https://store.example/m.onnx?X-Sig=abc');
+    expect(resolveArtifactUrl('https://u:p@cdn.example/s/manifest.json', 'model.onnx')).toBe('https://u:p@cdn.example/s/model.onnx');
   });
 
   it('model.json: preset, partial preprocessing, 4-D input, classes and validation indices', () => {
