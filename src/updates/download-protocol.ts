@@ -4,7 +4,8 @@ import type { Clock } from '../ops/clock.js';
 // classified, how long to back off, how to read Content-Range and pick the If-Range
 // validator, and when a silent connection counts as stalled.
 
-export type DownloadFailure = 'http' | 'network' | 'stall' | 'size' | 'range' | 'sha256' | 'aborted' | 'busy' | 'invalid' | 'local';
+/** `disk-full`: ENOSPC or EDQUOT while writing; the partial file is removed then (not kept for a resume). */
+export type DownloadFailure = 'http' | 'network' | 'stall' | 'size' | 'range' | 'sha256' | 'aborted' | 'busy' | 'invalid' | 'local' | 'disk-full';
 
 /** A failed download or attempt; the message names the (redacted) URL and the reason. */
 export class DownloadError extends Error {

@@ -6,6 +6,7 @@ import type { Logger } from '../ops/logger.js';
 import { cleanTempDir, fsyncDir, fsyncFile, hashPrefix, partPaths, fileSize, readSidecar, removeQuietly, writeAllAt, writeSidecar, type PartPaths } from './download-part.js';
 import { describeFetchError, redactUrl, splitCredentials } from './http-poll.js';
 import { updatesFetch } from './http-client.js';
+import { isDiskFull } from './disk-space.js';
 import { DownloadError, backoffDelay, parseContentRange, rangeValidator, retryAfterMs, startWatchdog } from './download-protocol.js';
 
 export { DownloadError, backoffDelay, parseContentRange, rangeValidator, type DownloadFailure } from './download-protocol.js';
@@ -138,6 +139,13 @@ export class Downloader {
         this.log.warn({ url: safeUrl, err: err.message }, 'resumed download failed its sha256 check; downloading once more from byte 0');
       } catch (e) {
         const err = this.classify(job, e);
+        if (err.reason === 'disk-full') {
+          // Keeping the bytes for a resume would keep the disk full, and every other writer in
+          // state_dir (the settings, the MQTT outbox) failing with it: give the space back.
+          await removeQuietly(job.paths.part, job.paths.sidecar, job.paths.sidecarTmp).catch(() => undefined);
+          this.log.warn({ url: safeUrl, err: err.message }, 'disk full: partial download removed');
+          throw err;
+        }
         failures++;
         if (!err.retryable || failures > retries) {
           if (!err.retryable || retries === 0) throw err;
@@ -290,11 +298,12 @@ export class Downloader {
     return result;
   }
 
-  /** Errors from our own checks pass through; anything else is local (disk full, permissions). */
+  /** Errors from our own checks pass through; anything else is local: a full disk, or another (permissions). */
   private classify(job: Job, e: unknown): DownloadError {
     if (job.req.signal?.aborted) return new DownloadError('aborted', `download of ${job.safeUrl}: aborted`, false, undefined, { cause: e });
     if (e instanceof DownloadError) return e;
     const msg = e instanceof Error ? e.message : String(e);
+    if (isDiskFull(e)) return new DownloadError('disk-full', `download of ${job.safeUrl} into ${job.req.dest}: ${msg}`, false, undefined, { cause: e });
     return new DownloadError('local', `download of ${job.safeUrl} into ${job.req.dest}: ${msg}`, false, undefined, { cause: e });
   }
 }

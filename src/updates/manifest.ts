@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { PreprocessSchema, PresetName } from '../config/schema.js';
 import { isVersion } from './version.js';
+import { isValidVersionName, MAX_VERSION_LENGTH } from './model-dirs.js';
 
 /**
  * The release format, version 1: `manifest.json` (signed, see signing.ts) lists the artifacts,
@@ -56,7 +57,15 @@ export const ArtifactSchema = z.object({
 });
 export type Artifact = z.infer<typeof ArtifactSchema>;
 
-export const VersionString = z.string().refine(isVersion, 'a version like 1.2.3 or 2026.11.26-1 (see version.ts)');
+/**
+ * A release version: the grammar of version.ts, and a name the model store can hold
+ * (model-dirs.ts: at most MAX_VERSION_LENGTH characters). One rule for both, so that a signed
+ * release the store would refuse at install time is refused here, before anything is downloaded.
+ */
+export const VersionString = z.string().superRefine((s, ctx) => {
+  if (!isVersion(s)) ctx.addIssue({ code: 'custom', message: 'a version like 1.2.3 or 2026.11.26-1 (see version.ts)' });
+  else if (!isValidVersionName(s)) ctx.addIssue({ code: 'custom', message: `${s.length} characters, over the ${MAX_VERSION_LENGTH} the model store holds` });
+});
 export const ChannelName = z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i, 'letters, digits, ".", "_" and "-"');
 const Timestamp = z.iso.datetime({ offset: true });
 

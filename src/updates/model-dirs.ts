@@ -23,7 +23,13 @@ export const NAMES = { model: 'model.onnx', labels: 'labels.txt', modelJson: 'mo
 const COMPLETE = '.complete';
 /** Names of dirs that are not (yet, or any more) a version: start() deletes them. */
 export const SCRATCH = /\.(partial|deleting|tmp)$/;
-const VERSION = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
+/**
+ * The longest version the store holds (a directory name, with room for the `.partial` and
+ * `.deleting` suffixes). The release manifest schema applies isValidVersionName too
+ * (manifest.ts), so a release the store could not hold is refused before any download.
+ */
+export const MAX_VERSION_LENGTH = 128;
+const VERSION = new RegExp(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,${MAX_VERSION_LENGTH - 1}}$`);
 
 export interface CompleteMarker {
   version: string;

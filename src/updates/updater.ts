@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import type { Logger } from '../ops/logger.js';
 import type { Clock } from '../ops/clock.js';
 import type { ExecutionProvider, UpdatesConfig } from '../config/schema.js';
@@ -12,6 +12,7 @@ import type { Downloader } from './downloader.js';
 import type { InstalledModel, ModelStore } from './model-store.js';
 import type { ValidationReport, ValidationRequest } from './validator.js';
 import { sha256File } from '../inference/model-identity.js';
+import { describeBytes, diskFullCode, freeBytes, isDiskFull } from './disk-space.js';
 
 export interface UpdaterDeps {
   logger: Logger;
@@ -231,10 +232,18 @@ export class Updater {
           lastReport = now;
           this.publish({ progress: { bytes: done + received, total } });
         },
-      });
+      }).catch((err: unknown) => this.diskFull(err, version, dir, total));
       done += art.size;
     }
-    const modelJson = ModelJsonSchema.safeParse(JSON.parse(await readFile(join(dir, 'model.json'), 'utf8')));
+    // model.json is pinned by the signed manifest: bytes that do not parse are final for this version.
+    let modelJsonValue: unknown;
+    try {
+      modelJsonValue = JSON.parse(await readFile(join(dir, 'model.json'), 'utf8'));
+    } catch (err) {
+      if (!(err instanceof SyntaxError)) throw err;
+      return this.refuse(version, `model.json is not valid JSON: ${err.message}`);
+    }
+    const modelJson = ModelJsonSchema.safeParse(modelJsonValue);
     if (!modelJson.success) return this.refuse(version, 'model.json does not match its schema');
 
     this.publish({ state: 'validating', progress: null });
@@ -253,14 +262,22 @@ export class Updater {
     logger.info({ version, agreement: report.agreement, medianMs: report.medianMs }, 'model validated');
 
     this.publish({ state: 'activating' });
-    const installed = await store.install(version, {
-      model: join(dir, 'model.onnx'),
-      labels: join(dir, 'labels.txt'),
-      modelJson: join(dir, 'model.json'),
-      manifest: await this.keep(join(dir, 'manifest.json'), rawManifest),
-      sig: await this.keep(join(dir, 'manifest.json.sig'), rawSig),
-      ...(a.validation?.length ? { validation: join(dir, 'validation') } : {}),
-    });
+    let installed: InstalledModel;
+    try {
+      installed = await store.install(version, {
+        model: join(dir, 'model.onnx'),
+        labels: join(dir, 'labels.txt'),
+        modelJson: join(dir, 'model.json'),
+        manifest: await this.keep(join(dir, 'manifest.json'), rawManifest),
+        sig: await this.keep(join(dir, 'manifest.json.sig'), rawSig),
+        ...(a.validation?.length ? { validation: join(dir, 'validation') } : {}),
+      });
+    } catch (err) {
+      if (isDiskFull(err)) return await this.diskFull(err, version, dir, total);
+      // Signed, downloaded and validated, and still the store will not take it: remembered, so
+      // that it is not downloaded and validated again at every check to fail the same way.
+      return this.refuse(version, `the model store cannot install ${version}: ${(err as Error).message}`);
+    }
     await store.activate(version);
     try {
       await this.deps.activate(installed);
@@ -274,6 +291,25 @@ export class Updater {
     return this.done({ result: 'installed', version }, 'probation');
   }
 
+  /**
+   * A full disk (ENOSPC, EDQUOT) while downloading or installing `version`: its files in tmp/
+   * go (a partial download kept for a resume would keep the disk full, and every other writer
+   * in state_dir failing with it), and the error says how much room the release needs. Not a
+   * refusal: the next check tries again, and succeeds once there is room. Other errors pass.
+   */
+  private async diskFull(err: unknown, version: string, dir: string, total: number): Promise<never> {
+    if (!isDiskFull(err)) throw err;
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    const free = await freeBytes(this.deps.store.tmpDir);
+    const room = free === undefined ? '' : `, ${describeBytes(free)} free`;
+    this.deps.logger.error({ version, needed: total, free, err: (err as Error).message }, 'disk full during an update; partial downloads removed');
+    throw new Error(
+      `disk full (${diskFullCode(err)}): release ${version} needs ${describeBytes(total)} in ${this.deps.store.tmpDir}${room}; ` +
+        'its partial downloads were removed, the next check tries again',
+      { cause: err },
+    );
+  }
+
   /** The signed manifest travels with the version, byte for byte, for audits. */
   private async keep(path: string, bytes: Buffer): Promise<string> {
     await writeFile(path, bytes);
@@ -283,7 +319,11 @@ export class Updater {
   private async refuse(version: string | undefined, reason: string, permanent = true): Promise<CheckOutcome> {
     const { store, logger } = this.deps;
     logger.warn({ version, reason }, 'update refused');
-    if (version && permanent) await store.refuse(version, reason).catch(() => undefined);
+    if (version && permanent) {
+      await store.refuse(version, reason).catch(() => undefined);
+      // Its downloads are of no use any more: the space goes back now, not at the next release.
+      await rm(join(store.tmpDir, version), { recursive: true, force: true }).catch(() => undefined);
+    }
     await store.recordCheck(`refused: ${reason}`).catch(() => undefined);
     this.publish({ state: 'failed', target: version ?? null, last_error: reason, progress: null, last_check: new Date(this.deps.clock.now()).toISOString() });
     return { result: 'refused', ...(version ? { version } : {}), reason };
@@ -291,7 +331,9 @@ export class Updater {
 
   private async done(outcome: CheckOutcome, state: UpdateState = 'idle'): Promise<CheckOutcome> {
     await this.deps.store.recordCheck(outcome.result).catch(() => undefined);
-    this.publish({ state: this.deps.store.snapshot().probation ? 'probation' : state, progress: null, last_check: new Date(this.deps.clock.now()).toISOString() });
+    // An install ends whatever went wrong before it (a full disk, a refused release).
+    const cleared = outcome.result === 'installed' ? { last_error: null } : {};
+    this.publish({ state: this.deps.store.snapshot().probation ? 'probation' : state, progress: null, last_check: new Date(this.deps.clock.now()).toISOString(), ...cleared });
     this.deps.logger.info({ ...outcome, manifest: redactUrl(this.deps.config.manifest_url) }, 'update check done');
     return outcome;
   }

@@ -1,10 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { ManifestSchema, ModelJsonSchema, describeIssues, resolveArtifactUrl, signatureUrl, type ManifestInput } from '../../src/updates/manifest.js';
+import { isValidVersionName, MAX_VERSION_LENGTH } from '../../src/updates/model-dirs.js';
 import { compareVersions, daemonSatisfies, isNewer, isVersion } from '../../src/updates/version.js';
 import { inRollout, rolloutBucket } from '../../src/updates/rollout.js';
 import { checkManifest, type CheckContext } from '../../src/updates/manifest-check.js';
 
 const sha = 'a'.repeat(64);
+/** A valid release version of exactly `n` characters: 1.1.1... (11.1.1... for even n). */
+const versionOf = (n: number): string => {
+  let s = n % 2 === 0 ? '11' : '1';
+  while (s.length < n) s += '.1';
+  return s;
+};
 const art = (url: string, size = 10): { url: string; size: number; sha256: string } => ({ url, size, sha256: sha });
 
 function manifest(over: Partial<ManifestInput> = {}): ManifestInput {
@@ -70,6 +77,20 @@ describe('manifest schema', () => {
     expect(resolveArtifactUrl(url, 'https://zoo.example/m.onnx')).toBe('https://zoo.example/m.onnx');
     expect(resolveArtifactUrl(url, 'https://store.example/m.onnx?X-Sig=abc')).toBe('https://store.example/m.onnx?X-Sig=abc');
     expect(resolveArtifactUrl('https://u:p@cdn.example/s/manifest.json', 'model.onnx')).toBe('https://u:p@cdn.example/s/model.onnx');
+  });
+
+  it('accepts only versions the model store can hold (one rule: model-dirs.ts)', () => {
+    const longest = versionOf(MAX_VERSION_LENGTH);
+    expect(longest).toMatch(/^11(\.1)+$/);
+    expect(longest).toHaveLength(MAX_VERSION_LENGTH);
+    expect(isValidVersionName(longest)).toBe(true);
+    expect(ManifestSchema.safeParse(manifest({ version: longest })).success).toBe(true);
+    const over = versionOf(MAX_VERSION_LENGTH + 1);
+    const r = ManifestSchema.safeParse(manifest({ version: over }));
+    expect(r.success).toBe(false);
+    expect(describeIssues(r.error!)).toBe(`version: ${MAX_VERSION_LENGTH + 1} characters, over the ${MAX_VERSION_LENGTH} the model store holds`);
+    expect(isValidVersionName(over)).toBe(false);
+    expect(isVersion(over)).toBe(true); // the grammar alone would take it
   });
 
   it('model.json: preset, partial preprocessing, 4-D input, classes and validation indices', () => {
@@ -171,6 +192,7 @@ describe('checkManifest (after the signature verified)', () => {
     ['no schema', { version: '1' }, {}, 'unsupported-schema', /unsupported manifest schema \(none\)/],
     ['not an object', 'hello', {}, 'unsupported-schema', /unsupported manifest schema/],
     ['broken field', { ...manifest(), version: 'latest' }, {}, 'invalid-manifest', /invalid manifest: version: /],
+    ['version too long for the store', { ...manifest(), version: versionOf(129) }, {}, 'invalid-manifest', /invalid manifest: version: 129 characters, over the 128 the model store holds/],
     ['beta channel', manifest({ channel: 'beta' }), {}, 'wrong-channel', /for channel "beta", this device follows "stable"/],
     ['expired', manifest(), { now: Date.parse('2026-02-01T00:00:00Z') }, 'expired', /expired at 2026-02-01T00:00:00.000Z/],
     ['daemon too old', manifest({ min_daemon_version: '0.2.0' }), {}, 'daemon-too-old', /needs daemon 0.2.0 or newer; this is 0.1.0/],
