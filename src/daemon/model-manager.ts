@@ -8,8 +8,8 @@ import { resolvePreprocess } from '../vision/presets.js';
 import { ModelJsonSchema } from '../updates/manifest.js';
 import { ModelStore, type InstalledModel } from '../updates/model-store.js';
 import { Downloader } from '../updates/downloader.js';
-import { validateModel } from '../updates/validator.js';
 import { Updater } from '../updates/updater.js';
+import { validateInChildProcess } from './validation-process.js';
 import type { ModelUpdatePayload } from '../mqtt/payloads.js';
 
 export interface ModelManagerDeps {
@@ -105,7 +105,14 @@ export class ModelManager {
       providers: config.model.execution_providers,
       store,
       downloader: new Downloader({ logger, clock, fetch: this.deps.fetch, config: config.updates.download }),
-      validate: (req) => validateModel({ logger: logger.child({ module: 'validator' }), clock, workerUrl: this.deps.workerUrl }, req),
+      // In a child process (validation-process.ts): a candidate that runs out of memory, crashes
+      // or hangs costs that process, not the daemon. Its entry sits in dist/ next to the worker's.
+      validate: (req, signal) =>
+        validateInChildProcess(
+          { logger: logger.child({ module: 'validator' }), childUrl: new URL('../daemon/validation-child.js', this.deps.workerUrl), workerUrl: this.deps.workerUrl, logLevel: config.log.level },
+          { ...req, timeoutMs: config.updates.validation.timeout_s * 1000 },
+          signal,
+        ),
       serving: () => (this.spec ? { version: this.classifier?.model?.version, modelPath: this.spec.path, modelJson: { preset: config.model.preset, preprocess: this.spec.preprocess } } : undefined),
       activate: (installed) => this.swap(installed),
       report: (p) => this.deps.report(p),

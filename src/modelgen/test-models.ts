@@ -159,3 +159,42 @@ export function buildSlowWhenBrightModel(opts: SlowWhenBrightOptions = {}): Uint
     ],
   });
 }
+
+export interface MemoryHogOptions {
+  /** float32 elements of the tensor one run materialises; default 2^28 (1 GiB). */
+  elements?: number;
+}
+
+/**
+ * A classifier that needs far more memory to run than to load: [1,3,224,224] float32 `input`
+ * -> [1,K] `output`, like buildSlowWhenBrightModel, plus 0 x the mean of a tensor of
+ * `elements` floats that every run expands from the input (Expand to [elements], filled, so
+ * the pages are really touched). The model file is ~1 KB and the session loads in
+ * milliseconds; the first run (the validator's warm-up) allocates 4 x `elements` bytes. Under
+ * a memory limit below that, the process running it is OOM-killed: the "release too big for
+ * the device" case.
+ */
+export function buildMemoryHogModel(opts: MemoryHogOptions = {}): Uint8Array {
+  const size = 224;
+  const elements = opts.elements ?? 2 ** 28;
+  const K = DEMO_PALETTE.length;
+  return encodeModel({
+    name: 'edge-classifier-test-memory-hog',
+    inputs: [{ name: 'input', type: 'float32', shape: [1, 3, size, size] }],
+    outputs: [{ name: 'output', type: 'float32', shape: [1, K] }],
+    nodes: [
+      { op: 'ReduceMean', name: 'colour', inputs: ['input'], outputs: ['colour'], attrs: { axes: { ints: [2, 3] }, keepdims: { i: 0 } } },
+      { op: 'MatMul', name: 'logits', inputs: ['colour', 'W'], outputs: ['logits'] },
+      { op: 'ReduceMean', name: 'mean', inputs: ['input'], outputs: ['mean'], attrs: { keepdims: { i: 0 } } },
+      { op: 'Expand', name: 'huge', inputs: ['mean', 'huge_shape'], outputs: ['huge'] },
+      { op: 'ReduceMean', name: 'huge_mean', inputs: ['huge'], outputs: ['huge_mean'], attrs: { keepdims: { i: 0 } } },
+      { op: 'Mul', name: 'nothing', inputs: ['huge_mean', 'zero'], outputs: ['nothing'] },
+      { op: 'Add', name: 'output', inputs: ['logits', 'nothing'], outputs: ['output'] },
+    ],
+    initializers: [
+      floatTensor('W', [3, K], Array.from({ length: 3 * K }, (_, j) => Math.cos(j + 1))),
+      floatTensor('zero', [], [0]),
+      int64Tensor('huge_shape', [1], [elements]),
+    ],
+  });
+}

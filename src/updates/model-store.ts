@@ -24,6 +24,10 @@
  *   taken for a complete one; start() finishes the deletion.
  * - start() re-hashes the current version against `.complete` and falls back to the previous
  *   version if a file changed (bit rot, manual edits): the daemon starts on a verified model.
+ * - A candidate's validation is recorded in the state (`validating`) before it starts and
+ *   cleared when it ends. A marker found by start() means the process died validating it (the
+ *   kernel's OOM killer, a crash in onnxruntime): that version is refused for good instead of
+ *   being downloaded and validated again at every restart (a crash loop without end).
  */
 import { mkdir, readFile, readdir, readlink, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -57,7 +61,12 @@ export interface UpdateState {
   refused: Record<string, { reason: string; at: number }>;
   probation?: Probation | undefined;
   lastCheck?: { at: number; result: string } | undefined;
+  /** A candidate being validated (written before the validation starts). */
+  validating?: { version: string; since: number } | undefined;
 }
+
+/** Why a version whose validation marker outlived its process is refused. */
+export const DIED_VALIDATING = 'validation did not finish: the process died (out of memory?)';
 
 /** After recordRestart/recordInferenceError: `trip` is the rollback reason once a limit is hit. */
 export interface ProbationStatus {
@@ -78,6 +87,7 @@ export class ModelStore {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly models: string;
   private readonly stateFile: string;
+  private diedValidating: string | undefined;
 
   constructor(private readonly deps: ModelStoreDeps) {
     this.models = join(deps.config.state_dir, 'models');
@@ -92,6 +102,11 @@ export class ModelStore {
   /** A copy of the persisted state. */
   snapshot(): UpdateState {
     return structuredClone(this.state);
+  }
+
+  /** The version start() refused because the last process died validating it. */
+  get interruptedValidation(): string | undefined {
+    return this.diedValidating;
   }
 
   async start(): Promise<void> {
@@ -109,6 +124,7 @@ export class ModelStore {
       }
     }
     await this.reconcile(fresh);
+    await this.refuseInterruptedValidation();
   }
 
   async stop(): Promise<void> {
@@ -155,7 +171,7 @@ export class ModelStore {
       if (!(await this.marker(version))) throw new Error(`model version ${version} is not installed`);
       if (this.state.installed === version) return;
       const probation = { version, since: this.deps.clock.now(), restarts: 0, errors: 0 };
-      await this.commit({ ...this.state, installed: version, previous: this.state.installed, probation });
+      await this.commit({ ...this.state, installed: version, previous: this.state.installed, probation, validating: undefined });
       await this.link(version);
       this.deps.logger.info({ version, previous: this.state.previous }, 'model activated, on probation');
     });
@@ -178,7 +194,26 @@ export class ModelStore {
 
   /** Never installs `version` again (a release that failed validation, say). */
   refuse(version: string, reason: string): Promise<void> {
-    return this.serial(() => this.commit({ ...this.state, refused: { ...this.state.refused, [version]: { reason, at: this.deps.clock.now() } } }));
+    return this.serial(() => {
+      const validating = this.state.validating?.version === version ? undefined : this.state.validating;
+      return this.commit({ ...this.state, validating, refused: { ...this.state.refused, [version]: { reason, at: this.deps.clock.now() } } });
+    });
+  }
+
+  /**
+   * Records that `version` is being validated, before the validation starts (see the top of
+   * the file). Throws when that cannot be written: a validation without the marker could kill
+   * the process again and again.
+   */
+  beginValidation(version: string): Promise<void> {
+    return this.serial(() => this.commit({ ...this.state, validating: { version, since: this.deps.clock.now() } }));
+  }
+
+  /** The validation ended (passed, or stopped by a shutdown): no refusal at the next start. */
+  endValidation(): Promise<void> {
+    return this.serial(async () => {
+      if (this.state.validating) await this.commit({ ...this.state, validating: undefined });
+    });
   }
 
   /**
@@ -273,6 +308,25 @@ export class ModelStore {
     await rename(tmp, this.stateFile);
     await fsyncPath(this.deps.config.state_dir);
     this.state = next;
+  }
+
+  /** A validation marker left by the last process: it died validating that version. */
+  private async refuseInterruptedValidation(): Promise<void> {
+    const v = this.state.validating;
+    if (!v) return;
+    if (v.version === this.state.installed || this.isRefused(v.version)) {
+      await this.commit({ ...this.state, validating: undefined });
+      return;
+    }
+    this.deps.logger.error({ version: v.version, since: new Date(v.since).toISOString() }, `refusing ${v.version}: ${DIED_VALIDATING}`);
+    const at = this.deps.clock.now();
+    await this.commit({
+      ...this.state,
+      validating: undefined,
+      refused: { ...this.state.refused, [v.version]: { reason: DIED_VALIDATING, at } },
+      lastCheck: { at, result: `refused: ${v.version}: ${DIED_VALIDATING}` },
+    });
+    this.diedValidating = v.version;
   }
 
   /** Points `current` at `version` (or removes it) with one rename, made durable by the dir fsync. */

@@ -26,7 +26,8 @@ export interface UpdaterDeps {
   providers: ExecutionProvider[];
   store: ModelStore;
   downloader: Downloader;
-  validate: (req: ValidationRequest) => Promise<ValidationReport>;
+  /** Rejects (no verdict) when `signal` aborts: the updater is stopping. */
+  validate: (req: ValidationRequest, signal?: AbortSignal) => Promise<ValidationReport>;
   /** The model serving now, as the baseline for the latency check. */
   serving: () => { version: string | undefined; modelPath: string; modelJson: Pick<ModelJson, 'preset' | 'preprocess'> } | undefined;
   /** Loads the installed model and swaps it in between two frames; throws if it cannot. */
@@ -75,9 +76,13 @@ export class Updater {
     const probation = snap.probation !== undefined;
     const last = snap.lastCheck;
     const rolledBack = last?.result.startsWith(ROLLED_BACK) ? last.result.slice(ROLLED_BACK.length) : undefined;
+    // The last process died validating this one (the store refused it at start).
+    const died = this.deps.store.interruptedValidation;
+    const diedReason = died ? snap.refused[died]?.reason : undefined;
     this.publish({
       ...(last ? { last_check: new Date(last.at).toISOString() } : {}),
       ...(probation ? { state: 'probation' as const } : rolledBack ? { state: 'rolled-back' as const, last_error: rolledBack } : {}),
+      ...(died && diedReason ? { state: probation ? ('probation' as const) : ('failed' as const), target: died, last_error: `refused ${died}: ${diedReason}` } : {}),
     });
     if (probation) void this.endProbationLater();
     this.loop = this.schedule();
@@ -247,6 +252,9 @@ export class Updater {
     if (!modelJson.success) return this.refuse(version, 'model.json does not match its schema');
 
     this.publish({ state: 'validating', progress: null });
+    // On disk first: a process that dies validating (out of memory) refuses the release at the
+    // next start, instead of validating it again and dying again (model-store.ts).
+    await store.beginValidation(version);
     const serving = this.deps.serving();
     const report = await this.deps.validate({
       modelPath: join(dir, 'model.onnx'),
@@ -257,8 +265,12 @@ export class Updater {
       providers: this.deps.providers,
       thresholds: config.validation,
       ...(serving ? { baseline: { modelPath: serving.modelPath, modelJson: serving.modelJson } } : {}),
+    }, this.abort.signal).catch(async (err: unknown) => {
+      await store.endValidation().catch(() => undefined); // stopped, not failed: validated again later
+      throw err;
     });
     if (!report.ok) return this.refuse(version, `validation failed: ${report.reasons.join('; ')}`);
+    await store.endValidation();
     logger.info({ version, agreement: report.agreement, medianMs: report.medianMs }, 'model validated');
 
     this.publish({ state: 'activating' });

@@ -27,8 +27,13 @@ export interface Started {
 }
 
 /** Starts the built CLI in the background (the daemon, typically). */
-export function startCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Started {
-  const proc = spawn(process.execPath, [BIN, ...args], {
+export function startCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; cgroup?: string } = {}): Started {
+  // With `cgroup` (a cgroup directory): the process joins it before node starts, so every byte
+  // it ever allocates is charged there (exec keeps the pid).
+  const [cmd, argv] = opts.cgroup
+    ? ['/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', opts.cgroup, process.execPath, BIN, ...args]]
+    : [process.execPath, [BIN, ...args]];
+  const proc = spawn(cmd, argv, {
     cwd: opts.cwd ?? REPO,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -86,6 +86,15 @@ export class Nginx {
     return `http://127.0.0.1:${this.port}/${path.replace(/^\//, '')}`;
   }
 
+  /** Request lines served so far ("GET /stable/model.onnx HTTP/1.1" ...), one per line. */
+  accessLog(): string {
+    try {
+      return readFileSync(join(this.prefix, 'access.log'), 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
   errorLog(): string {
     try {
       return readFileSync(join(this.prefix, 'error.log'), 'utf8');

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, readFileSync, readlinkSync, readdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { ModelStore, type ModelFiles, type UpdateState } from '../../src/updates/model-store.js';
+import { DIED_VALIDATING, ModelStore, type ModelFiles, type UpdateState } from '../../src/updates/model-store.js';
 import type { Clock } from '../../src/ops/clock.js';
 import { tempDir } from '../helpers/fixtures.js';
 
@@ -179,6 +179,59 @@ describe('ModelStore', () => {
     const store = await e.open();
     await store.recordCheck('up to date', 42);
     expect((await e.open()).snapshot().lastCheck).toEqual({ at: 42, result: 'up to date' });
+  });
+
+  describe('the validation marker', () => {
+    it('a marker left by a process that died validating refuses that version at the next start, once', async () => {
+      const e = env();
+      const store = await twoVersions(e);
+      await store.beginValidation('3.0.0');
+      expect(state(e).validating).toMatchObject({ version: '3.0.0' });
+      // SIGKILLed here (out of memory): the next process finds the marker.
+      const after = await e.open();
+      expect(after.isRefused('3.0.0')).toBe(true);
+      expect(after.snapshot().refused['3.0.0']?.reason).toBe(DIED_VALIDATING);
+      expect(after.interruptedValidation).toBe('3.0.0');
+      expect(state(e).validating).toBeUndefined();
+      expect(state(e).lastCheck?.result).toBe(`refused: 3.0.0: ${DIED_VALIDATING}`);
+      expect((await after.current())?.version).toBe('2.0.0');
+      // Reported once: the process after that one has nothing to say about it.
+      expect((await e.open()).interruptedValidation).toBeUndefined();
+    });
+
+    it('an ended validation (passed, or stopped by a shutdown) refuses nothing', async () => {
+      const e = env();
+      const store = await twoVersions(e);
+      await store.beginValidation('3.0.0');
+      await store.endValidation();
+      const after = await e.open();
+      expect(after.isRefused('3.0.0')).toBe(false);
+      expect(after.interruptedValidation).toBeUndefined();
+    });
+
+    it('a refusal or an activation clears the marker in the same write', async () => {
+      const e = env();
+      const store = await twoVersions(e);
+      await store.beginValidation('3.0.0');
+      await store.refuse('3.0.0', 'validation failed: too slow');
+      expect(state(e).validating).toBeUndefined();
+      expect((await e.open()).snapshot().refused['3.0.0']?.reason).toBe('validation failed: too slow');
+
+      await store.beginValidation('4.0.0');
+      await store.install('4.0.0', e.files('4.0.0'));
+      await store.activate('4.0.0');
+      expect(state(e)).toMatchObject({ installed: '4.0.0' });
+      expect(state(e).validating).toBeUndefined();
+    });
+
+    it('a marker of the version that is installed is dropped, not refused', async () => {
+      const e = env();
+      await twoVersions(e);
+      writeFileSync(join(e.stateDir, 'update-state.json'), JSON.stringify({ ...state(e), validating: { version: '2.0.0', since: 1 } }));
+      const after = await e.open();
+      expect(after.isRefused('2.0.0')).toBe(false);
+      expect(state(e).validating).toBeUndefined();
+    });
   });
 
   describe('start() after a SIGKILL at each point', () => {
