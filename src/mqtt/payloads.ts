@@ -86,4 +86,6 @@ export interface ModelUpdatePayload {
   last_check: string | null;
   next_check: string | null;
   refused?: { version: string; reason: string }[];
+  /** Present once an update state write failed for lack of space (it is retried until it goes through). */
+  storage?: { pending: boolean; failed_writes: number; error: string | null };
 }

@@ -28,6 +28,14 @@
  *   cleared when it ends. A marker found by start() means the process died validating it (the
  *   kernel's OOM killer, a crash in onnxruntime): that version is refused for good instead of
  *   being downloaded and validated again at every restart (a crash loop without end).
+ *
+ * A full disk: a state write that fails with ENOSPC/EDQUOT is adopted in memory, logged,
+ * counted (writeStatus(), reported on B/D/model) and retried every `retryMs` until it
+ * succeeds, so the daemon starts and serves on a full state_dir whatever the update state, and
+ * nothing is lost once there is room (the state on disk is the latest one then). Writes the
+ * next step must not run without (the validation marker, an activation) throw instead. A
+ * rollback that finds no room first moves `current` back and deletes the refused version
+ * (which frees its space), then retries the write.
  */
 import { mkdir, readFile, readdir, readlink, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -68,6 +76,16 @@ export interface UpdateState {
 /** Why a version whose validation marker outlived its process is refused. */
 export const DIED_VALIDATING = 'validation did not finish: the process died (out of memory?)';
 
+/** State writes that failed for lack of space (see the top of the file). */
+export interface WriteStatus {
+  /** The state in memory is newer than the file: a write is waiting for room. */
+  pending: boolean;
+  /** Writes that failed for lack of space since start. */
+  failures: number;
+  /** The last failure's message; undefined once a write succeeded after it. */
+  error?: string | undefined;
+}
+
 /** After recordRestart/recordInferenceError: `trip` is the rollback reason once a limit is hit. */
 export interface ProbationStatus {
   active: boolean;
@@ -80,13 +98,22 @@ export interface ModelStoreDeps {
   logger: Logger;
   clock: Clock;
   config: Pick<UpdatesConfig, 'keep_versions' | 'probation'> & { state_dir: string };
+  /** Retry period of a state write that failed for lack of space; default 5 s. */
+  retryMs?: number;
 }
+
+const NO_SPACE = new Set(['ENOSPC', 'EDQUOT']);
+const isNoSpace = (err: unknown): boolean => NO_SPACE.has((err as NodeJS.ErrnoException).code ?? '');
 
 export class ModelStore {
   private state: UpdateState = { refused: {} };
   private queue: Promise<unknown> = Promise.resolve();
   private readonly models: string;
   private readonly stateFile: string;
+  private write: WriteStatus = { pending: false, failures: 0 };
+  private writeListener: ((status: WriteStatus) => void) | undefined;
+  private readonly retry = new AbortController();
+  private retrying: Promise<void> | undefined;
   private diedValidating: string | undefined;
 
   constructor(private readonly deps: ModelStoreDeps) {
@@ -99,9 +126,18 @@ export class ModelStore {
     return join(this.deps.config.state_dir, 'tmp');
   }
 
-  /** A copy of the persisted state. */
+  /** A copy of the state (the persisted one, unless a write waits for room: writeStatus()). */
   snapshot(): UpdateState {
     return structuredClone(this.state);
+  }
+
+  writeStatus(): WriteStatus {
+    return { ...this.write };
+  }
+
+  /** Told whenever writeStatus() changes (a write failed for lack of space, or went through later). */
+  onWriteStatus(listener: (status: WriteStatus) => void): void {
+    this.writeListener = listener;
   }
 
   /** The version start() refused because the last process died validating it. */
@@ -110,12 +146,21 @@ export class ModelStore {
   }
 
   async start(): Promise<void> {
-    await mkdir(this.models, { recursive: true });
-    await mkdir(this.tmpDir, { recursive: true });
+    for (const dir of [this.models, this.tmpDir]) {
+      // A full disk must not stop a daemon that has a model to serve (the configured one).
+      await mkdir(dir, { recursive: true }).catch((err: unknown) => {
+        if (!isNoSpace(err)) throw err;
+        this.deps.logger.error({ dir, err: (err as Error).message }, 'cannot create a model store directory: no space left');
+      });
+    }
     const fresh = await this.readState();
     await rm(`${this.stateFile}.tmp`, { force: true });
     await rm(join(this.models, 'current.tmp'), { force: true });
-    for (const name of await readdir(this.models)) {
+    const entries = await readdir(this.models).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return [];
+      throw err;
+    });
+    for (const name of entries) {
       if (name === 'current') continue;
       const scratch = SCRATCH.test(name);
       if (scratch || !(await this.marker(name))) {
@@ -128,7 +173,11 @@ export class ModelStore {
   }
 
   async stop(): Promise<void> {
+    this.retry.abort();
+    await this.retrying;
     await this.queue;
+    // One last try, so that a write still waiting for room is not lost at a planned restart.
+    if (this.write.pending) await this.serial(() => this.commit(this.state)).catch(() => undefined);
   }
 
   /** The served version, or undefined (none installed: the daemon uses its configured model). */
@@ -171,7 +220,8 @@ export class ModelStore {
       if (!(await this.marker(version))) throw new Error(`model version ${version} is not installed`);
       if (this.state.installed === version) return;
       const probation = { version, since: this.deps.clock.now(), restarts: 0, errors: 0 };
-      await this.commit({ ...this.state, installed: version, previous: this.state.installed, probation, validating: undefined });
+      // Required: the link must not move ahead of a state that is not on disk.
+      await this.commit({ ...this.state, installed: version, previous: this.state.installed, probation, validating: undefined }, { required: true });
       await this.link(version);
       this.deps.logger.info({ version, previous: this.state.previous }, 'model activated, on probation');
     });
@@ -185,8 +235,20 @@ export class ModelStore {
       const prev = this.state.previous;
       const to = prev && (await this.marker(prev)) ? prev : undefined;
       const refused = { ...this.state.refused, [from]: { reason, at: this.deps.clock.now() } };
-      await this.commit({ ...this.state, installed: to, previous: undefined, probation: undefined, refused });
-      await this.link(to);
+      const next = { ...this.state, installed: to, previous: undefined, probation: undefined, refused };
+      try {
+        await this.commit(next, { required: true });
+        await this.link(to);
+      } catch (err) {
+        if (!isNoSpace(err)) throw err;
+        // No room for the state: leave the bad version anyway, and delete it, which frees its
+        // space for the write and means that even a crash before the write cannot bring it
+        // back (start() falls back from a version that is not installed).
+        this.deps.logger.error({ from, to, err: (err as Error).message }, 'no space to record the rollback; deleting the rolled-back version to make room');
+        await this.link(to);
+        await this.removeDir(from).catch((e: unknown) => this.deps.logger.error({ version: from, err: (e as Error).message }, 'cannot delete the rolled-back version'));
+        await this.commit(next);
+      }
       this.deps.logger.warn({ from, to, reason }, 'model rolled back');
       return { from, to };
     });
@@ -202,11 +264,11 @@ export class ModelStore {
 
   /**
    * Records that `version` is being validated, before the validation starts (see the top of
-   * the file). Throws when that cannot be written: a validation without the marker could kill
-   * the process again and again.
+   * the file). Throws when that cannot be written (a full disk): a validation without the
+   * marker could kill the process again and again, so it waits for room instead.
    */
   beginValidation(version: string): Promise<void> {
-    return this.serial(() => this.commit({ ...this.state, validating: { version, since: this.deps.clock.now() } }));
+    return this.serial(() => this.commit({ ...this.state, validating: { version, since: this.deps.clock.now() } }, { required: true }));
   }
 
   /** The validation ended (passed, or stopped by a shutdown): no refusal at the next start. */
@@ -301,13 +363,55 @@ export class ModelStore {
     return run;
   }
 
-  /** Writes the state file atomically and durably, then adopts it. */
-  private async commit(next: UpdateState): Promise<void> {
+  /**
+   * Writes the state file atomically and durably, then adopts it. Without room (ENOSPC, EDQUOT)
+   * the state is adopted in memory and the write retried later, unless `required`: then it
+   * throws and nothing changes.
+   */
+  private async commit(next: UpdateState, opts: { required?: boolean } = {}): Promise<void> {
     const tmp = `${this.stateFile}.tmp`;
-    await writeDurable(tmp, `${JSON.stringify(next, null, 2)}\n`);
-    await rename(tmp, this.stateFile);
-    await fsyncPath(this.deps.config.state_dir);
+    try {
+      await writeDurable(tmp, `${JSON.stringify(next, null, 2)}\n`);
+      await rename(tmp, this.stateFile);
+      await fsyncPath(this.deps.config.state_dir);
+    } catch (err) {
+      if (!isNoSpace(err)) throw err;
+      await rm(tmp, { force: true }).catch(() => undefined);
+      this.write = { pending: opts.required ? this.write.pending : true, failures: this.write.failures + 1, error: (err as Error).message };
+      this.deps.logger.error(
+        { err: (err as Error).message, file: this.stateFile, failures: this.write.failures, required: opts.required === true },
+        opts.required ? 'cannot write the update state: no space left' : 'cannot write the update state: no space left; kept in memory, retrying',
+      );
+      if (!opts.required) {
+        this.state = next;
+        this.retryLater();
+      }
+      this.writeListener?.(this.writeStatus());
+      if (opts.required) throw err;
+      return;
+    }
     this.state = next;
+    if (this.write.pending || this.write.error !== undefined) {
+      if (this.write.pending) this.deps.logger.info({ file: this.stateFile, failures: this.write.failures }, 'update state written after waiting for space');
+      this.write = { pending: false, failures: this.write.failures };
+      this.writeListener?.(this.writeStatus());
+    }
+  }
+
+  /** Retries a pending write every retryMs until it goes through (or the store stops). */
+  private retryLater(): void {
+    if (this.retrying || this.retry.signal.aborted) return;
+    const { clock } = this.deps;
+    const signal = this.retry.signal;
+    this.retrying = (async () => {
+      while (this.write.pending && !signal.aborted) {
+        await clock.sleep(this.deps.retryMs ?? 5_000, signal);
+        if (signal.aborted) break;
+        await this.serial(async () => {
+          if (this.write.pending) await this.commit(this.state);
+        }).catch((err: unknown) => this.deps.logger.error({ err: (err as Error).message }, 'update state write retry failed'));
+      }
+    })().finally(() => (this.retrying = undefined));
   }
 
   /** A validation marker left by the last process: it died validating that version. */

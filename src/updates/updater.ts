@@ -64,6 +64,8 @@ export class Updater {
 
   constructor(private readonly deps: UpdaterDeps) {
     this.status = { v: 1, device: deps.deviceId, installed: null, state: 'idle', progress: null, last_error: null, last_check: null, next_check: null };
+    // A state write that failed for lack of space, or went through later: on B/D/model at once.
+    deps.store.onWriteStatus(() => this.publish({}));
   }
 
   get payload(): ModelUpdatePayload {
@@ -361,11 +363,13 @@ export class Updater {
 
   private publish(patch: Partial<ModelUpdatePayload>): void {
     const refused = Object.entries(this.deps.store.snapshot().refused).map(([version, r]) => ({ version, reason: r.reason }));
+    const w = this.deps.store.writeStatus();
     this.status = {
       ...this.status,
       ...patch,
       next_check: this.nextCheck ? new Date(this.nextCheck).toISOString() : null,
       refused,
+      ...(w.failures > 0 ? { storage: { pending: w.pending, failed_writes: w.failures, error: w.error ?? null } } : {}),
     };
     this.deps.report(this.status);
   }
