@@ -67,18 +67,27 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
   };
   const reloads = opts.reload;
   reloads?.requests(() => reload(reloads.source));
-  try {
-    await daemon.start();
-  } catch (err) {
-    logger.fatal({ err: (err as Error).message }, 'cannot start');
+  const stopRequest = Promise.race([opts.shutdown, ...(opts.done ? [opts.done] : [])]);
+  // A shutdown request while starting (waiting for a first model, downloading or validating it)
+  // stops the start: systemd sends one SIGTERM and waits, it does not ask twice.
+  const starting = daemon.start().then(
+    () => ({ started: true as const }),
+    (err: unknown) => ({ started: false as const, err }),
+  );
+  const first = await Promise.race([starting, stopRequest.then((reason) => ({ reason }))]);
+  if ('started' in first && !first.started) {
+    logger.fatal({ err: (first.err as Error).message }, 'cannot start');
     await daemon.stop();
-    throw err;
+    throw first.err;
   }
-  phase = 'running';
-  if (deferred && reloads) reload(reloads.source);
-  const reason = await Promise.race([opts.shutdown, ...(opts.done ? [opts.done] : [])]);
+  if ('reason' in first) {
+    logger.info({ reason: first.reason }, 'shutting down while starting');
+  } else {
+    phase = 'running';
+    if (deferred && reloads) reload(reloads.source);
+    logger.info({ reason: await stopRequest }, 'shutting down');
+  }
   phase = 'stopping';
-  logger.info({ reason }, 'shutting down');
   // A reload may have changed it.
   const timeoutMs = daemon.activeConfig.shutdown_timeout_ms;
   let timer: NodeJS.Timeout | undefined;

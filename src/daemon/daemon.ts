@@ -21,7 +21,7 @@ import { Cameras } from './cameras.js';
 import { PredictionRouter } from './prediction-router.js';
 import { daemonCommands } from './daemon-commands.js';
 import { StatsTicker } from './stats-ticker.js';
-import { Lifecycle } from './lifecycle.js';
+import { Lifecycle, StartAborted } from './lifecycle.js';
 import { StatsSchedule } from './stats-schedule.js';
 import { ConfigReloader, type ConfigSource } from './config-reloader.js';
 import type { ConfigReportPayload } from '../mqtt/payloads.js';
@@ -64,6 +64,8 @@ export class Daemon {
   private notifier: SdNotifier | undefined;
   private watchdog: ServiceWatchdog | undefined;
   private reloader: ConfigReloader | undefined;
+  /** The start in progress, if any: a stop() during it aborts it first. */
+  private starting: Promise<void> | undefined;
 
   constructor(private readonly deps: DaemonDeps) {
     this.lifecycle = new Lifecycle(deps.logger.child({ module: 'lifecycle' }));
@@ -77,7 +79,17 @@ export class Daemon {
     return this.broker?.url;
   }
 
-  async start(): Promise<void> {
+  /**
+   * Starts every part in order. A stop() while this runs (a SIGTERM while waiting for a first
+   * model, say) aborts it: it rejects with StartAborted, and stop() stops what had started.
+   */
+  start(): Promise<void> {
+    const run = this.startParts();
+    this.starting = run;
+    return run.finally(() => (this.starting = undefined));
+  }
+
+  private async startParts(): Promise<void> {
     const { config, logger, clock } = this.deps;
     const child = (module: string): Logger => logger.child({ module });
     // systemd (Type=notify): first, so `systemctl status` says what a long start is doing.
@@ -98,8 +110,10 @@ export class Daemon {
       },
     });
     this.models = models;
-    // The model first: a broken model is a startup error, before anything is announced.
-    await this.lifecycle.start({ name: 'model', start: () => models.start(), stop: () => models.stop() });
+    // The model first: a broken model is a startup error, before anything is announced. Stopped
+    // even when its start fails or is aborted (a first install holds an updater and a store).
+    this.lifecycle.adopt({ name: 'model', start: () => Promise.resolve(), stop: () => models.stop() });
+    await models.start();
     const classifier = models.current!;
     const spec = resolvePreprocess(config.model.preset, config.model.preprocess);
     const watcher = this.watcher(classifier.labelList);
@@ -258,7 +272,8 @@ export class Daemon {
           await pipeline.setClassifier(next);
           mqtt.republish(); // availability carries the model version
         }),
-      stop: () => Promise.resolve(),
+      // Early in the shutdown: a download or validation in progress is aborted (its process killed).
+      stop: () => models.stopUpdates(),
     });
     // READY=1, STATUS= and WATCHDOG=1 from what the pipeline does, now that every part is up.
     const watchdog = new ServiceWatchdog({
@@ -315,6 +330,14 @@ export class Daemon {
   async stop(): Promise<void> {
     // Before anything stops, so systemd knows the exit that follows is wanted.
     this.notifier?.notify({ STOPPING: '1', STATUS: 'stopping' });
+    const starting = this.starting;
+    if (starting) {
+      this.lifecycle.abort();
+      this.models?.abort();
+      await starting.catch((err: unknown) => {
+        if (!(err instanceof StartAborted)) this.deps.logger.debug({ err: (err as Error).message }, 'start failed while stopping');
+      });
+    }
     await this.lifecycle.stopAll();
     this.deps.logger.info('daemon stopped');
   }

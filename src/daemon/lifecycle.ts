@@ -1,5 +1,10 @@
 import type { Logger } from '../ops/logger.js';
 
+/** A start stopped by a shutdown request (Lifecycle.abort, ModelManager.abort). */
+export class StartAborted extends Error {
+  override name = 'StartAborted';
+}
+
 export interface Part {
   name: string;
   start(): Promise<unknown>;
@@ -12,10 +17,17 @@ export interface Part {
  */
 export class Lifecycle {
   private readonly started: Part[] = [];
+  private aborted = false;
 
   constructor(private readonly logger: Logger) {}
 
+  /** A shutdown during start: the parts not started yet are not started (start() throws StartAborted). */
+  abort(): void {
+    this.aborted = true;
+  }
+
   async start(part: Part): Promise<void> {
+    if (this.aborted) throw new StartAborted(`stopped while starting (before ${part.name})`);
     await part.start();
     this.started.push(part);
   }

@@ -10,6 +10,7 @@ import { ModelStore, type InstalledModel } from '../updates/model-store.js';
 import { Downloader } from '../updates/downloader.js';
 import { Updater } from '../updates/updater.js';
 import { validateInChildProcess } from './validation-process.js';
+import { StartAborted } from './lifecycle.js';
 import type { ModelUpdatePayload } from '../mqtt/payloads.js';
 
 export interface ModelManagerDeps {
@@ -39,6 +40,8 @@ export class ModelManager {
   private updater: Updater | undefined;
   /** Where the pipeline's classifier is switched (set by the composition root). */
   private swapIn: ((next: Classifier) => Promise<void>) | undefined;
+  /** Aborted by abort(): a start still waiting for a first model gives up. */
+  private readonly starting = new AbortController();
 
   constructor(private readonly deps: ModelManagerDeps) {}
 
@@ -69,6 +72,7 @@ export class ModelManager {
       }
       if (!(await store.current()) && !config.model.path) await this.firstInstall(this.updater, store);
     }
+    if (this.starting.signal.aborted) throw new StartAborted('stopped while starting');
     const installed = await this.store?.current();
     this.spec = installed ? this.specOf(installed) : this.configSpec();
     this.classifier = await this.load(this.spec);
@@ -78,6 +82,20 @@ export class ModelManager {
   async startUpdates(swapIn: (next: Classifier) => Promise<void>): Promise<void> {
     this.swapIn = swapIn;
     await this.updater?.start();
+  }
+
+  /**
+   * Stops a start() in progress (a shutdown while waiting for a first model, downloading or
+   * validating it): start() then rejects with StartAborted; stop() cleans up.
+   */
+  abort(): void {
+    this.starting.abort();
+    void this.updater?.stop();
+  }
+
+  /** Stops update checks, aborting one in progress (its download or validation process). */
+  async stopUpdates(): Promise<void> {
+    await this.updater?.stop();
   }
 
   async stop(): Promise<void> {
@@ -123,11 +141,12 @@ export class ModelManager {
   /** No model anywhere: nothing can run until a release is installed, so keep trying. */
   private async firstInstall(updater: Updater, store: ModelStore): Promise<void> {
     const { logger, clock } = this.deps;
-    for (let attempt = 0; !(await store.current()); attempt++) {
+    const signal = this.starting.signal;
+    for (let attempt = 0; !signal.aborted && !(await store.current()); attempt++) {
       const outcome = await updater.checkNow();
-      if (await store.current()) break;
+      if (signal.aborted || (await store.current())) break;
       logger.warn({ outcome }, 'no model installed yet; retrying');
-      await clock.sleep(Math.min(60_000, 2_000 * 2 ** attempt));
+      await clock.sleep(Math.min(60_000, 2_000 * 2 ** attempt), signal);
     }
   }
 

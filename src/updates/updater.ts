@@ -170,7 +170,7 @@ export class Updater {
         ...(this.lastModified ? { lastModified: this.lastModified } : {}),
       });
       if (got.status === 'not-modified') return await this.done({ result: 'not-modified' });
-      const sig = await conditionalGet(signatureUrl(config.manifest_url), { timeoutMs: config.download.timeout_ms, maxBytes: MAX_SIG_BYTES, fetch: this.deps.fetch });
+      const sig = await conditionalGet(signatureUrl(config.manifest_url), { timeoutMs: config.download.timeout_ms, maxBytes: MAX_SIG_BYTES, fetch: this.deps.fetch, signal: this.abort.signal });
       if (sig.status !== 'ok') throw new Error('the manifest signature could not be fetched');
       // Nothing in the manifest is trusted before this line.
       verifyManifest(got.body, sig.body.toString('utf8'), this.deps.publicKeys);
