@@ -15,15 +15,32 @@ export * from './mqtt-schema.js';
 export * from './updates-schema.js';
 export * from './http-schema.js';
 
-const triple = z.tuple([z.number(), z.number(), z.number()]);
+// Bounds that keep (pixel * scale - mean) / std finite and meaningful for any real model: a std
+// of 0 divides by zero, and a scale like 1e308 overflows float32, and either turns every
+// output into NaN/Infinity (empty predictions). Real values: scale 1/255 to 1 (2/255, 1/127.5),
+// mean within 0-255, std 0.2 (0-1 inputs) to ~60 (0-255 inputs). Zod refuses NaN and Infinity
+// (YAML's .nan, .inf) itself.
+const SCALE = { min: 1e-6, max: 1e3 } as const;
+const MEAN = { min: -1e4, max: 1e4 } as const;
+const STD = { min: 1e-3, max: 1e4 } as const;
+const meanValue = z.number().min(MEAN.min).max(MEAN.max);
+const stdValue = z
+  .number()
+  .min(STD.min, `must be at least ${STD.min} (a std of 0 divides by zero: every input, hence every output, becomes NaN or Infinity)`)
+  .max(STD.max);
+const triple = <T extends z.ZodNumber>(v: T) => z.tuple([v, v, v]);
 
 export const PreprocessSchema = z
   .object({
     size: z.number().int().min(8).max(4096).describe('side of the square center crop fed to the model'),
     resize: z.number().int().min(8).max(8192).describe('the short side is resized to this before cropping'),
-    scale: z.number().positive().describe('pixel (0-255) multiplier applied before mean/std, e.g. 1/255'),
-    mean: triple.describe('per-channel mean, in the model channel order'),
-    std: triple.describe('per-channel std, in the model channel order'),
+    scale: z
+      .number()
+      .min(SCALE.min, `must be at least ${SCALE.min} (a pixel multiplier, e.g. 1/255 or 1)`)
+      .max(SCALE.max, `must be at most ${SCALE.max} (a pixel multiplier, e.g. 1/255 or 1; larger ones overflow the model input)`)
+      .describe('pixel (0-255) multiplier applied before mean/std, e.g. 1/255'),
+    mean: triple(meanValue).describe('per-channel mean, in the model channel order'),
+    std: triple(stdValue).describe(`per-channel std, in the model channel order (${STD.min} to ${STD.max}: never 0)`),
     channel_order: z.enum(['rgb', 'bgr']),
     layout: z.enum(['nchw', 'nhwc']),
     kernel: z.enum(['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3']),

@@ -197,6 +197,7 @@ export class Daemon {
             mqtt: () => mqtt,
             updates: () => models.updates?.payload,
             stalled: () => this.watchdog?.stalled,
+            failing: () => this.watchdog?.failing,
           },
         })
       : undefined;

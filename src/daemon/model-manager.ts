@@ -133,6 +133,11 @@ export class ModelManager {
         ),
       serving: () => (this.spec ? { version: this.classifier?.model?.version, modelPath: this.spec.path, modelJson: { preset: config.model.preset, preprocess: this.spec.preprocess } } : undefined),
       activate: (installed) => this.swap(installed),
+      restoreConfigured: async () => {
+        if (config.model.path) return this.swapSpec(this.configSpec(), 'configured model swapped back in');
+        // Nothing to go back to: it serves until the next release, and is not loaded again after a restart.
+        logger.error('rolled back to no model, and none is configured: the rolled-back model serves until a new release is installed');
+      },
       report: (p) => this.deps.report(p),
       hasFallbackModel: Boolean(config.model.path),
     });
@@ -151,15 +156,18 @@ export class ModelManager {
   }
 
   /** Loads `installed` in a new worker, switches the pipeline to it between two frames, disposes the old one. */
-  private async swap(installed: InstalledModel): Promise<void> {
-    const spec = this.specOf(installed);
+  private swap(installed: InstalledModel): Promise<void> {
+    return this.swapSpec(this.specOf(installed), 'model swapped in', installed.version);
+  }
+
+  private async swapSpec(spec: ModelSpec, msg: string, version?: string): Promise<void> {
     const next = await this.load(spec);
     const old = this.classifier;
     await this.swapIn?.(next);
     this.classifier = next;
     this.spec = spec;
     await old?.stop();
-    this.deps.logger.info({ version: installed.version }, 'model swapped in');
+    this.deps.logger.info({ version: version ?? next.model?.version }, msg);
   }
 
   private async load(spec: ModelSpec): Promise<Classifier> {

@@ -65,6 +65,7 @@ export class Pipeline {
   private swap: Swap | undefined;
   private decodingSince: number | undefined;
   private inferringSince: number | undefined;
+  private lastError: string | undefined;
 
   constructor(private readonly deps: PipelineDeps) {
     this.classifier = deps.classifier;
@@ -104,6 +105,11 @@ export class Pipeline {
    */
   inFlightSince(): { decode: number | undefined; inference: number | undefined } {
     return { decode: this.decodingSince, inference: this.inferringSince };
+  }
+
+  /** The last inference error's message (for health reports); undefined before the first. */
+  lastInferenceError(): string | undefined {
+    return this.lastError;
   }
 
   /** Resolves when nothing is in flight (used by tests and shutdown). */
@@ -221,6 +227,7 @@ export class Pipeline {
     } catch (err) {
       const counters = this.count(frame.camera);
       if (counters) counters.inferenceErrors++;
+      this.lastError = (err as Error).message;
       this.deps.onInferenceError?.();
       logger.error({ camera: frame.camera, seq: frame.seq, err: (err as Error).message }, 'inference failed; frame skipped');
     }

@@ -19,6 +19,8 @@ export interface StatsPayload {
       classified: number;
       dropped: number;
       decode_errors: number;
+      /** Failed inferences (the worker threw, or the output held NaN/Infinity). */
+      inference_errors: number;
       reconnects_last_hour: number;
       stalls_last_hour: number;
     }
@@ -65,6 +67,7 @@ export function buildStats(s: StatsSources, cpuPercent: number): StatsPayload {
       classified: c?.classified ?? 0,
       dropped: c?.dropped ?? 0,
       decode_errors: c?.decodeErrors ?? 0,
+      inference_errors: c?.inferenceErrors ?? 0,
       reconnects_last_hour: h.reconnectsLastHour,
       stalls_last_hour: h.stallsLastHour,
     };

@@ -7,7 +7,7 @@ import { checkModel, ModelMismatchError } from './model-check.js';
 import { identifyModel, type ModelIdentity } from './model-identity.js';
 import { loadLabels } from '../vision/labels.js';
 import { createPreprocessor, inputDims, type PreparedTensor, type InputDType } from '../vision/preprocess.js';
-import { toProbabilities, topK, type OutputKind, type Scored } from '../vision/postprocess.js';
+import { nonFinite, toProbabilities, topK, type OutputKind, type Scored } from '../vision/postprocess.js';
 
 export interface ClassifierConfig {
   modelPath: string;
@@ -21,6 +21,21 @@ export interface ClassifierConfig {
   /** session.intra_op.allow_spinning (onnxruntime's default when absent). */
   allowSpinning?: boolean;
   deviceId: number;
+}
+
+/**
+ * The model gave NaN or ±Infinity: no scores can come of it (softmax of Infinity is NaN, and a
+ * NaN ranks nowhere), so the frame is an inference error, not an empty prediction.
+ */
+export class NonFiniteOutputError extends Error {
+  override name = 'NonFiniteOutputError';
+}
+
+/** One line on what was not finite, for the error and the logs. */
+export function describeNonFinite(output: ArrayLike<number>): string | undefined {
+  const bad = nonFinite(output);
+  if (!bad.first) return undefined;
+  return `model output holds NaN or Infinity (${bad.count} of ${output.length} values; class ${bad.first.index} is ${bad.first.value}): broken weights or preprocessing (a std of 0?)`;
 }
 
 export interface ClassifierDeps {
@@ -93,6 +108,8 @@ export class Classifier {
   async classify(tensor: PreparedTensor, k: number, watch: readonly number[] = []): Promise<Classification> {
     if (!this.worker) throw new Error('classifier not started');
     const { output, inferenceMs } = await this.worker.run(tensor.data, tensor.dims);
+    const bad = describeNonFinite(output);
+    if (bad) throw new NonFiniteOutputError(bad);
     const probs = toProbabilities(output, this.deps.config.output);
     return { top: topK(probs, k, this.labels), inferenceMs, scores: watch.map((i) => probs[i] ?? 0) };
   }
@@ -135,6 +152,9 @@ export class Classifier {
     const n = dims.reduce((a, b) => a * b, 1);
     const data = inputType === 'float32' ? new Float32Array(n) : inputType === 'float16' ? new Uint16Array(n) : new Uint8Array(n);
     const { output } = await worker.run(data, dims);
+    // A warning only: an all-zero frame is artificial (live frames that give NaN are inference errors).
+    const bad = describeNonFinite(output);
+    if (bad) this.deps.logger.warn({ model: this.deps.config.modelPath, err: bad }, 'warm-up on an all-zero frame: non-finite output');
     if (output.length !== this.labels.length) {
       throw new ModelMismatchError(
         `model output has ${output.length} values per frame but the labels file has ${this.labels.length} lines`,

@@ -198,3 +198,49 @@ export function buildMemoryHogModel(opts: MemoryHogOptions = {}): Uint8Array {
     ],
   });
 }
+
+export interface NonFiniteModelOptions {
+  /** What a bad run outputs: +Infinity (default) or NaN in every class. */
+  value?: 'inf' | 'nan';
+  /**
+   * 'always' (default): every run. 'bright': only frames whose normalized mean is above 0
+   * (white; not red, green, blue, black or the all-zero warm-up), so it passes validation on
+   * dark images and fails on live frames, like the demo model's failWhenBright.
+   */
+  when?: 'always' | 'bright';
+}
+
+/**
+ * A classifier ([1,3,224,224] float32 `input` -> [1,K] `output`: the mean colour times a
+ * fixed matrix) whose output is non-finite on demand: logits + (1 / d - 1) x s, where d is 0
+ * for a bad frame and 1 otherwise, and s is 1 ('inf': 1/0 - 1 = Inf) or 0 ('nan': Inf x 0 =
+ * NaN). Good frames get the logits unchanged (+ 0).
+ */
+export function buildNonFiniteModel(opts: NonFiniteModelOptions = {}): Uint8Array {
+  const size = 224;
+  const K = DEMO_PALETTE.length;
+  const threshold = opts.when === 'bright' ? 0 : -1e30;
+  return encodeModel({
+    name: 'edge-classifier-test-non-finite',
+    inputs: [{ name: 'input', type: 'float32', shape: [1, 3, size, size] }],
+    outputs: [{ name: 'output', type: 'float32', shape: [1, K] }],
+    nodes: [
+      { op: 'ReduceMean', name: 'colour', inputs: ['input'], outputs: ['colour'], attrs: { axes: { ints: [2, 3] }, keepdims: { i: 0 } } },
+      { op: 'MatMul', name: 'logits', inputs: ['colour', 'W'], outputs: ['logits'] },
+      { op: 'ReduceMean', name: 'mean', inputs: ['input'], outputs: ['mean'], attrs: { keepdims: { i: 0 } } },
+      { op: 'Greater', name: 'bad', inputs: ['mean', 'threshold'], outputs: ['bad'] },
+      { op: 'Cast', name: 'bad_f', inputs: ['bad'], outputs: ['bad_f'], attrs: { to: { i: 1 } } },
+      { op: 'Sub', name: 'denominator', inputs: ['one', 'bad_f'], outputs: ['denominator'] },
+      { op: 'Div', name: 'blowup', inputs: ['one', 'denominator'], outputs: ['blowup'] },
+      { op: 'Sub', name: 'excess', inputs: ['blowup', 'one'], outputs: ['excess'] },
+      { op: 'Mul', name: 'scaled', inputs: ['excess', 'scale'], outputs: ['scaled'] },
+      { op: 'Add', name: 'output', inputs: ['logits', 'scaled'], outputs: ['output'] },
+    ],
+    initializers: [
+      floatTensor('W', [3, K], Array.from({ length: 3 * K }, (_, j) => Math.cos(j + 1))),
+      floatTensor('threshold', [], [threshold]),
+      floatTensor('one', [], [1]),
+      floatTensor('scale', [], [opts.value === 'nan' ? 0 : 1]),
+    ],
+  });
+}

@@ -17,6 +17,8 @@ export interface PipelineSample {
   decodingSince: number | undefined;
   /** When the inference running now began; undefined when none runs. */
   inferringSince: number | undefined;
+  /** Inferences that failed (thrown, or non-finite output); part of `discarded`. */
+  inferenceErrors?: number;
 }
 
 export type Verdict =
@@ -58,6 +60,19 @@ export function judgeProgress(prev: PipelineSample, now: PipelineSample): Verdic
     return { progress: false, why: `${waiting} frame(s) waiting for ${seconds(now.at - prev.at)} with nothing running` };
   }
   return { progress: true, why: 'waiting' };
+}
+
+/**
+ * Inference is failing, though the pipeline is not stuck: inferences failed in the interval and
+ * none succeeded (a model whose outputs are NaN/Infinity, one that throws on every frame). Not a
+ * reason to withhold WATCHDOG=1 (a restart would run the same model; a model on probation is
+ * rolled back by its error count), but the service is not healthy: /healthz says so. Returns why,
+ * or undefined when no inference failed in the interval.
+ */
+export function judgeInference(prev: PipelineSample, now: PipelineSample): string | undefined {
+  const failed = (now.inferenceErrors ?? 0) - (prev.inferenceErrors ?? 0);
+  if (failed <= 0 || now.classified > prev.classified) return undefined;
+  return `every inference failed for ${seconds(now.at - prev.at)} (${failed} error${failed === 1 ? '' : 's'}, none classified)`;
 }
 
 /**

@@ -9,6 +9,8 @@ export interface StatusInput {
   cameras: Record<string, Pick<CameraHealthSnapshot, 'state' | 'lastError'>>;
   /** Why watchdog pings are withheld, while they are. */
   stalled?: string | undefined;
+  /** Why inference is failing (every recent inference failed), while it is. */
+  failing?: string | undefined;
 }
 
 const MAX_ERROR = 80;
@@ -26,11 +28,13 @@ export function statusLine(s: StatusInput): string {
   const online = cameras.some(([, c]) => c.state === 'online');
   const head = s.stalled
     ? `stalled: ${s.stalled}`
-    : s.fps > 0
-      ? `classifying ${s.fps.toFixed(1)} fps`
-      : online
-        ? 'no frame classified'
-        : 'waiting for cameras';
+    : s.failing
+      ? `failing: ${clip(s.failing, MAX_LINE / 2)}`
+      : s.fps > 0
+        ? `classifying ${s.fps.toFixed(1)} fps`
+        : online
+          ? 'no frame classified'
+          : 'waiting for cameras';
   const model = s.model ? `model ${[s.model.name, s.model.version].filter(Boolean).join(' ')}` : 'no model';
   const trouble = cameras
     .filter(([, c]) => c.state !== 'online')

@@ -3,7 +3,7 @@ import type { Clock } from './clock.js';
 import type { CameraHealthSnapshot } from '../camera/camera-health.js';
 import type { CameraCounters } from '../daemon/frame-slots.js';
 import type { SdNotifier } from './sd-notify.js';
-import { judgeProgress, readyReason, type PipelineSample } from './progress.js';
+import { judgeInference, judgeProgress, readyReason, type PipelineSample } from './progress.js';
 import { statusLine, type StatusInput } from './status-line.js';
 
 export interface ServiceWatchdogDeps {
@@ -14,6 +14,8 @@ export interface ServiceWatchdogDeps {
   pipeline: {
     counters(): Record<string, CameraCounters>;
     inFlightSince(): { decode: number | undefined; inference: number | undefined };
+    /** The last inference error's message, for the `failing` verdict. */
+    lastInferenceError?(): string | undefined;
   };
   cameras: () => Record<string, CameraHealthSnapshot>;
   model: () => StatusInput['model'];
@@ -41,6 +43,7 @@ export class ServiceWatchdog {
   private loops: Promise<void>[] = [];
   private ready = false;
   private stalledWhy: string | undefined;
+  private failingWhy: string | undefined;
   private lastStatus: string | undefined;
   /** Where the current fps measurement began. */
   private rateFrom: { at: number; classified: number } | undefined;
@@ -50,6 +53,14 @@ export class ServiceWatchdog {
   /** Why the pipeline is not progressing (a wedged worker, ...); undefined while it is. */
   get stalled(): string | undefined {
     return this.stalledWhy;
+  }
+
+  /**
+   * Why inference is failing: in the last check interval with inferences, every one failed (a
+   * model that outputs NaN/Infinity, or throws). Cleared by the next classified frame.
+   */
+  get failing(): string | undefined {
+    return this.failingWhy;
   }
 
   async start(): Promise<void> {
@@ -125,6 +136,7 @@ export class ServiceWatchdog {
   }
 
   private watchdogCheck(prev: PipelineSample, now: PipelineSample): void {
+    this.inferenceCheck(prev, now);
     const { logger, notifier } = this.deps;
     const verdict = judgeProgress(prev, now);
     if (verdict.progress) {
@@ -152,6 +164,24 @@ export class ServiceWatchdog {
     }
   }
 
+  /** The `failing` verdict: set when an interval's inferences all failed, cleared by a classified frame. */
+  private inferenceCheck(prev: PipelineSample, now: PipelineSample): void {
+    const failing = judgeInference(prev, now);
+    if (failing !== undefined) {
+      const last = this.deps.pipeline.lastInferenceError?.();
+      const first = this.failingWhy === undefined;
+      this.failingWhy = last ? `${failing}: ${last}` : failing;
+      if (first) {
+        this.deps.logger.error({ why: this.failingWhy }, 'every inference is failing: /healthz reports 503 until a frame is classified again');
+        this.refreshStatus();
+      }
+    } else if (this.failingWhy !== undefined && now.classified > prev.classified) {
+      this.deps.logger.info({ was: this.failingWhy }, 'inference succeeding again');
+      this.failingWhy = undefined;
+      this.refreshStatus();
+    }
+  }
+
   /** Sends STATUS= when the text changed (not before READY=1, which carries the first one). */
   private refreshStatus(): void {
     if (!this.ready) return;
@@ -173,6 +203,7 @@ export class ServiceWatchdog {
       mqttConnected: this.deps.mqttConnected(),
       cameras: this.deps.cameras(),
       stalled: this.stalledWhy,
+      failing: this.failingWhy,
     });
   }
 
@@ -180,12 +211,14 @@ export class ServiceWatchdog {
     let captured = 0;
     let classified = 0;
     let discarded = 0;
+    let inferenceErrors = 0;
     for (const c of Object.values(this.deps.pipeline.counters())) {
       captured += c.captured;
       classified += c.classified;
       discarded += c.dropped + c.decodeErrors + c.inferenceErrors;
+      inferenceErrors += c.inferenceErrors;
     }
     const since = this.deps.pipeline.inFlightSince();
-    return { at: this.deps.clock.monotonic(), captured, classified, discarded, decodingSince: since.decode, inferringSince: since.inference };
+    return { at: this.deps.clock.monotonic(), captured, classified, discarded, inferenceErrors, decodingSince: since.decode, inferringSince: since.inference };
   }
 }

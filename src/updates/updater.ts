@@ -32,6 +32,8 @@ export interface UpdaterDeps {
   serving: () => { version: string | undefined; modelPath: string; modelJson: Pick<ModelJson, 'preset' | 'preprocess'> } | undefined;
   /** Loads the installed model and swaps it in between two frames; throws if it cannot. */
   activate: (model: InstalledModel) => Promise<void>;
+  /** Swaps the configured model (config model.path) back in: a rollback to no installed version. */
+  restoreConfigured?: () => Promise<void>;
   /** Retained B/D/model. */
   report: (payload: ModelUpdatePayload) => void;
   /** A configured model serves while no release is installed (the first check need not be immediate). */
@@ -121,6 +123,7 @@ export class Updater {
     await store.recordCheck(`${ROLLED_BACK}${message}`).catch(() => undefined);
     const previous = to ? await store.current() : undefined;
     if (previous && swap) await this.deps.activate(previous);
+    else if (!to && swap) await this.deps.restoreConfigured?.();
     await this.refreshInstalled();
     this.publish({ state: 'rolled-back', target: from, last_error: message });
   }

@@ -18,6 +18,19 @@ export function looksLikeProbabilities(v: ArrayLike<number>): boolean {
   return Math.abs(sum - 1) < 5e-3;
 }
 
+/** How many values are NaN or ±Infinity, and the first such one (index and value). */
+export function nonFinite(v: ArrayLike<number>): { count: number; first?: { index: number; value: number } } {
+  let count = 0;
+  let first: { index: number; value: number } | undefined;
+  for (let i = 0; i < v.length; i++) {
+    const x = v[i]!;
+    if (Number.isFinite(x)) continue;
+    count++;
+    first ??= { index: i, value: x };
+  }
+  return first ? { count, first } : { count };
+}
+
 export function softmax(v: ArrayLike<number>): Float32Array {
   let max = -Infinity;
   for (let i = 0; i < v.length; i++) max = Math.max(max, v[i]!);

@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadLabels, parseLabels } from '../../src/vision/labels.js';
-import { looksLikeProbabilities, softmax, toProbabilities, topK } from '../../src/vision/postprocess.js';
+import { looksLikeProbabilities, nonFinite, softmax, toProbabilities, topK } from '../../src/vision/postprocess.js';
 import { fromFloat16Array, toFloat16Array } from '../../src/vision/float16.js';
 
 describe('parseLabels', () => {
@@ -128,6 +128,12 @@ describe('topK', () => {
   it('k larger than the vector returns everything, sorted', () => {
     const top = topK([0.2, 0.1, 0.7], 10, labels);
     expect(top.map((s) => s.index)).toEqual([2, 0, 1]);
+  });
+
+  it('nonFinite counts NaN and ±Infinity and names the first', () => {
+    expect(nonFinite([0.1, 0.9])).toEqual({ count: 0 });
+    expect(nonFinite([1, Infinity, NaN, -Infinity])).toEqual({ count: 3, first: { index: 1, value: Infinity } });
+    expect(nonFinite(new Float32Array([NaN]))).toEqual({ count: 1, first: { index: 0, value: NaN } });
   });
 
   it('skips NaN scores', () => {

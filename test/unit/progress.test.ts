@@ -1,11 +1,26 @@
 import { describe, expect, it } from 'vitest';
-import { framesInPipeline, judgeProgress, readyReason, type PipelineSample } from '../../src/ops/progress.js';
+import { framesInPipeline, judgeInference, judgeProgress, readyReason, type PipelineSample } from '../../src/ops/progress.js';
 import { statusLine } from '../../src/ops/status-line.js';
 
 // Samples one watchdog interval (500 ms) apart: prev at 1000, now at 1500.
 function sample(at: number, s: Partial<PipelineSample> = {}): PipelineSample {
   return { at, captured: 0, classified: 0, discarded: 0, decodingSince: undefined, inferringSince: undefined, ...s };
 }
+
+describe('judgeInference', () => {
+  it('inferences that all failed in the interval: failing, with the count', () => {
+    const prev = sample(1000, { captured: 10, classified: 4, discarded: 2, inferenceErrors: 2 });
+    const now = sample(1500, { captured: 15, classified: 4, discarded: 7, inferenceErrors: 7 });
+    expect(judgeInference(prev, now)).toBe('every inference failed for 0.5 s (5 errors, none classified)');
+    expect(judgeProgress(prev, now).progress, 'not stuck: the pings go on').toBe(true);
+  });
+
+  it('one success, or no failure, in the interval: not failing', () => {
+    expect(judgeInference(sample(1000, { inferenceErrors: 2, classified: 4 }), sample(1500, { inferenceErrors: 5, classified: 5 }))).toBeUndefined();
+    expect(judgeInference(sample(1000, { inferenceErrors: 2 }), sample(1500, { inferenceErrors: 2 }))).toBeUndefined();
+    expect(judgeInference(sample(1000), sample(1500, { inferenceErrors: 1 }))).toBe('every inference failed for 0.5 s (1 error, none classified)');
+  });
+});
 
 describe('judgeProgress', () => {
   it('a classified frame is progress, even with an inference running since before the previous check', () => {

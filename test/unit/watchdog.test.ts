@@ -17,12 +17,17 @@ interface Pending<T> {
 
 class HandClassifier {
   prepares: Pending<PreparedTensor>[] = [];
-  classifies: Pending<Classification>[] = [];
+  classifies: (Pending<Classification> & { reject: (err: Error) => void })[] = [];
   prepare(): Promise<PreparedTensor> {
     return new Promise((resolve) => this.prepares.push({ resolve }));
   }
   classify(): Promise<Classification> {
-    return new Promise((resolve) => this.classifies.push({ resolve }));
+    return new Promise((resolve, reject) => this.classifies.push({ resolve, reject }));
+  }
+  /** Decodes everything waiting and fails every inference waiting (a model that outputs NaN). */
+  failAll(message: string): void {
+    this.finishDecodes();
+    for (const c of this.classifies.splice(0)) c.reject(new Error(message));
   }
   /** Decodes and classifies everything waiting. */
   finishAll(): void {
@@ -96,6 +101,44 @@ function setup(overrides: Partial<ConstructorParameters<typeof ServiceWatchdog>[
 }
 
 describe('ServiceWatchdog with the real pipeline', () => {
+  it('every inference failing (NaN outputs) is "failing" for /healthz, keeps the pings, and clears on a classified frame', async () => {
+    const t = setup();
+    await t.pipeline.start();
+    await t.watchdog.start();
+    t.push();
+    t.classifier.finishAll();
+    await t.clock.advance(200);
+    t.classifier.finishAll();
+    await t.clock.advance(1_000);
+    expect(t.watchdog.failing).toBeUndefined();
+    const NAN = 'model output holds NaN or Infinity (8 of 8 values; class 0 is NaN)';
+    for (let i = 0; i < 20; i++) {
+      t.push();
+      t.classifier.failAll(NAN);
+      await t.clock.advance(100);
+      t.classifier.failAll(NAN);
+    }
+    expect(t.watchdog.failing).toMatch(/^every inference failed for 0\.5 s \(\d+ errors, none classified\): model output holds NaN/);
+    expect(t.watchdog.stalled).toBeUndefined();
+    const pings = t.pings().length;
+    await t.clock.advance(1_000);
+    expect(t.pings().length, 'a restart would not help: pings go on').toBeGreaterThan(pings);
+    expect(t.field('STATUS').at(-1)?.value).toMatch(/^failing: every inference failed/);
+    expect(t.logs.filter((l) => l.msg.startsWith('every inference is failing'))).toHaveLength(1);
+    // Nothing new (camera quiet): still failing; then a frame classified: cleared.
+    await t.clock.advance(1_000);
+    expect(t.watchdog.failing).toBeDefined();
+    t.push();
+    t.classifier.finishAll();
+    await t.clock.advance(100);
+    t.classifier.finishAll();
+    await t.clock.advance(600);
+    expect(t.watchdog.failing).toBeUndefined();
+    expect(t.logs.some((l) => l.msg === 'inference succeeding again')).toBe(true);
+    await t.watchdog.stop();
+    await t.pipeline.stop();
+  });
+
   it('READY=1 only after the first classification; pings while classifying; none while the worker is wedged; back after', async () => {
     const t = setup();
     await t.pipeline.start();

@@ -25,6 +25,8 @@ export interface DaemonView {
   updates(): Pick<ModelUpdatePayload, 'state'> | undefined;
   /** Why the pipeline is stuck (the watchdog's verdict); undefined while it progresses. */
   stalled?(): string | undefined;
+  /** Why inference is failing (every recent inference failed; the watchdog's verdict); undefined while it works. */
+  failing?(): string | undefined;
 }
 
 export interface Readiness {

@@ -147,6 +147,9 @@ export function createDaemonMetrics(deps: DaemonMetricsDeps): DaemonMetrics {
   mirroredGauge(registry, `${P}pipeline_stalled`, '1 while the pipeline is stuck (e.g. a wedged inference): /healthz answers 503 and systemd gets no WATCHDOG=1.', [], () => [
     [{}, view.stalled?.() !== undefined ? 1 : 0],
   ]);
+  mirroredGauge(registry, `${P}inference_failing`, '1 while every recent inference fails (e.g. NaN/Infinity outputs): /healthz answers 503; cleared by a classified frame.', [], () => [
+    [{}, view.failing?.() !== undefined ? 1 : 0],
+  ]);
   mirroredGauge(registry, `${P}build_info`, 'The daemon version (value 1).', ['version'], () => [[{ version: deps.version }, 1]]);
 
   // Histograms keep their series until told otherwise: a camera removed by a reload is forgotten

@@ -112,6 +112,9 @@ export class OpsHttp {
         const stalled = view.stalled?.();
         const uptime_s = Math.round((this.deps.clock.monotonic() - this.startedAt) / 1000);
         if (stalled !== undefined) return json(res, 503, { status: 'stalled', why: stalled, version: this.deps.version, uptime_s });
+        // Not stuck, but nothing good comes out: every recent inference failed (NaN/Infinity outputs, say).
+        const failing = view.failing?.();
+        if (failing !== undefined) return json(res, 503, { status: 'failing', why: failing, version: this.deps.version, uptime_s });
         return json(res, 200, { status: 'ok', version: this.deps.version, uptime_s });
       }
       case 'readyz': {
