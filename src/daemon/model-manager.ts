@@ -131,7 +131,7 @@ export class ModelManager {
           { ...req, timeoutMs: config.updates.validation.timeout_s * 1000 },
           signal,
         ),
-      serving: () => (this.spec ? { version: this.classifier?.model?.version, modelPath: this.spec.path, modelJson: { preset: config.model.preset, preprocess: this.spec.preprocess } } : undefined),
+      serving: () => (this.spec ? { version: this.classifier?.model?.version, modelPath: this.spec.path, labelsPath: this.spec.labels, modelJson: { preset: config.model.preset, preprocess: this.spec.preprocess } } : undefined),
       activate: (installed) => this.swap(installed),
       restoreConfigured: async () => {
         if (config.model.path) return this.swapSpec(this.configSpec(), 'configured model swapped back in');

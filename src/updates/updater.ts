@@ -10,9 +10,10 @@ import { checkManifest } from './manifest-check.js';
 import { ModelJsonSchema, resolveArtifactUrl, signatureUrl, type Artifact, type Manifest, type ModelJson } from './manifest.js';
 import type { Downloader } from './downloader.js';
 import type { InstalledModel, ModelStore } from './model-store.js';
-import type { ValidationReport, ValidationRequest } from './validator.js';
+import { releaseValidationImages, type ValidationReport, type ValidationRequest } from './validator.js';
 import { sha256File } from '../inference/model-identity.js';
 import { describeBytes, diskFullCode, freeBytes, isDiskFull } from './disk-space.js';
+import { describePlatform } from './platform.js';
 
 export interface UpdaterDeps {
   logger: Logger;
@@ -29,7 +30,7 @@ export interface UpdaterDeps {
   /** Rejects (no verdict) when `signal` aborts: the updater is stopping. */
   validate: (req: ValidationRequest, signal?: AbortSignal) => Promise<ValidationReport>;
   /** The model serving now, as the baseline for the latency check. */
-  serving: () => { version: string | undefined; modelPath: string; modelJson: Pick<ModelJson, 'preset' | 'preprocess'> } | undefined;
+  serving: () => { version: string | undefined; modelPath: string; labelsPath?: string | undefined; modelJson: Pick<ModelJson, 'preset' | 'preprocess'> } | undefined;
   /** Loads the installed model and swaps it in between two frames; throws if it cannot. */
   activate: (model: InstalledModel) => Promise<void>;
   /** Swaps the configured model (config model.path) back in: a rollback to no installed version. */
@@ -265,11 +266,12 @@ export class Updater {
       modelPath: join(dir, 'model.onnx'),
       labelsPath: join(dir, 'labels.txt'),
       modelJson: modelJson.data,
-      validationImages: modelJson.data.validation.map((v) => ({ path: join(dir, v.file), expectedIndex: v.expected_index })),
+      validationImages: releaseValidationImages(dir, modelJson.data),
+      reference: modelJson.data.reference ? describePlatform(modelJson.data.reference) : undefined,
       goldenSet: config.validation.golden_dir,
       providers: this.deps.providers,
       thresholds: config.validation,
-      ...(serving ? { baseline: { modelPath: serving.modelPath, modelJson: serving.modelJson } } : {}),
+      ...(serving ? { baseline: { modelPath: serving.modelPath, modelJson: serving.modelJson, labelsPath: serving.labelsPath } } : {}),
     }, this.abort.signal).catch(async (err: unknown) => {
       await store.endValidation().catch(() => undefined); // stopped, not failed: validated again later
       throw err;
