@@ -13,7 +13,10 @@ import { demoLabels } from '../../src/modelgen/demo-model.js';
 // Keepalives keep flowing while the worker is busy: a model whose runs outlast the broker's
 // keepalive limit (1.5 x the keepalive without a packet, and mosquitto drops the client) must
 // not get the daemon disconnected, and the daemon's PINGREQs arrive while a run is in progress.
-// Also checks the MQTT v5 properties on predictions.
+// The PINGREQs decide: mosquitto 2.0 notices a silent client on its next periodic check, so a
+// client silent for 7.5 s is dropped 7.5-12.5 s after its last packet (the control client
+// below shows when), and a blocked daemon might slip through a run of 12 s unnoticed, but it
+// would send no PINGREQ inside it. Also checks the MQTT v5 properties on predictions.
 //
 // A run's length depends on the CPU, so the slow model is sized for this machine first (a
 // fixed size took ~7 s per run on an idle AVX-512 Xeon, and far longer on an AVX2 EPYC or
