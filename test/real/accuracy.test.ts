@@ -1,33 +1,17 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
-import { groundTruth, requireShared, sharedPath } from './shared.js';
+import { classifyArgs, requireShared, scoreClassify, type ImageSet } from './shared.js';
 
 // The real ImageNet models in ../shared must reach the reference accuracy with `classify`.
 
-interface Line {
-  file: string;
-  top: { index: number; label: string; score: number }[];
-}
-
-async function top1(model: string, preset: string, set: 'photos' | 'imagenet-50'): Promise<{ correct: number; total: number; misses: string[] }> {
-  const r = await runCli([
-    'classify',
-    '--model', sharedPath('models', model),
-    '--labels', sharedPath('labels', 'synset.txt'),
-    '--preset', preset,
-    '--providers', 'cpu',
-    '--top-k', '5',
-    sharedPath('images', set),
-  ]);
+async function top1(model: string, preset: string, set: ImageSet): Promise<{ correct: number; total: number; misses: string[] }> {
+  const r = await runCli(classifyArgs(model, preset, set));
   expect(r.code, r.stderr).toBe(0);
-  const truth = groundTruth(`${set}.tsv`);
-  const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Line);
-  expect(lines).toHaveLength(truth.size);
-  const misses = lines.filter((l) => !truth.get(l.file)?.has(l.top[0]!.index)).map((l) => `${l.file}: ${l.top[0]?.label}`);
-  const total = lines.length;
+  const { correct, total, misses, truth } = scoreClassify(r.stdout, set);
+  expect(total).toBe(truth.size);
   // Printed so a run shows the figures, not only pass/fail.
-  console.log(`${model} (${preset}) on ${set}: ${total - misses.length}/${total} top-1${misses.length ? `; misses: ${misses.join('; ')}` : ''}`);
-  return { correct: total - misses.length, total, misses };
+  console.log(`${model} (${preset}) on ${set}: ${correct}/${total} top-1${misses.length ? `; misses: ${misses.join('; ')}` : ''}`);
+  return { correct, total, misses };
 }
 
 describe('reference accuracy on ../shared', () => {
