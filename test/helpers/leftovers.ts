@@ -15,6 +15,8 @@ import { environOf, findProcesses, procInfo, type ProcInfo } from './processes.j
 // and the global setup, at the end of the run: everything the run started.
 // Each kill is reported (console.warn) with the process's command line.
 // A child spawned with an `env` that leaves out process.env escapes this: spread process.env in.
+// Tests of a file run one at a time here; concurrent tests (it.concurrent) would need the
+// per-test kill told which test started what.
 
 export const RUN_ENV = 'EDGE_CLASSIFIER_TEST_RUN';
 export const OWNER_ENV = 'EDGE_CLASSIFIER_TEST_OWNER';
