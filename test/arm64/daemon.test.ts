@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Mosquitto } from '../helpers/mosquitto.js';
 import { MqttCollector } from '../helpers/mqtt-collector.js';
@@ -26,6 +26,7 @@ interface Prediction {
 
 describe('arm64 (Pi 4 under qemu): the daemon on ../shared photos over MQTT', () => {
   let broker: Mosquitto | undefined;
+  const cleanup: string[] = [];
 
   beforeAll(async () => {
     requireShared();
@@ -35,6 +36,7 @@ describe('arm64 (Pi 4 under qemu): the daemon on ../shared photos over MQTT', ()
   afterAll(async () => {
     await killAllArm64();
     await broker?.stop();
+    for (const d of cleanup) rmSync(d, { recursive: true, force: true });
   });
 
   it('publishes one prediction per photo with the same top-1 as arm64 classify, and stops cleanly on SIGTERM', async () => {
@@ -55,6 +57,7 @@ describe('arm64 (Pi 4 under qemu): the daemon on ../shared photos over MQTT', ()
     console.log(`arm64 classify of ${files.length} photos: ${(c.wallMs / 1000).toFixed(1)} s under emulation (means nothing)`);
 
     const dir = tempDir('ec-arm64-');
+    cleanup.push(dir);
     const config = join(dir, 'config.yaml');
     writeFileSync(
       config,

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Mosquitto } from '../helpers/mosquitto.js';
 import { MqttCollector, type Received } from '../helpers/mqtt-collector.js';
@@ -67,6 +67,7 @@ describe('arm64 (Pi 4 under qemu): an over-the-air update published on x64', () 
     await killAllArm64();
     await nginx?.stop();
     await broker?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true }); // 72 images, 2 releases, 2 installs: ~60 MB
   });
 
   /** Publishes into www/<publisher>/stable/ with `publish` (the CLI's argv builder), then installs it on a fresh arm64 daemon. */
