@@ -42,7 +42,8 @@ import { join } from 'node:path';
 import type { Logger } from '../ops/logger.js';
 import type { Clock } from '../ops/clock.js';
 import type { UpdatesConfig } from '../config/updates-schema.js';
-import { fsyncPath, isValidVersionName, NAMES, readMarker, removeVersionDir, SCRATCH, verifyVersionDir, writeDurable, writeVersionDir, type ModelFiles } from './model-dirs.js';
+import { fsyncPath, isValidVersionName, NAMES, readMarker, removeVersionDir, SCRATCH, verifyVersionDir, writeVersionDir, type ModelFiles } from './model-dirs.js';
+import { DIED_VALIDATING, isNoSpace, readUpdateState, writeUpdateState, type ProbationStatus, type UpdateState, type WriteStatus } from './update-state.js';
 
 export type { ModelFiles } from './model-dirs.js';
 
@@ -55,45 +56,6 @@ export interface InstalledModel {
   modelJson: unknown;
 }
 
-export interface Probation {
-  version: string;
-  /** Epoch ms of the activation. */
-  since: number;
-  restarts: number;
-  errors: number;
-}
-
-export interface UpdateState {
-  installed?: string | undefined;
-  previous?: string | undefined;
-  refused: Record<string, { reason: string; at: number }>;
-  probation?: Probation | undefined;
-  lastCheck?: { at: number; result: string } | undefined;
-  /** A candidate being validated (written before the validation starts). */
-  validating?: { version: string; since: number } | undefined;
-}
-
-/** Why a version whose validation marker outlived its process is refused. */
-export const DIED_VALIDATING = 'validation did not finish: the process died (out of memory?)';
-
-/** State writes that failed for lack of space (see the top of the file). */
-export interface WriteStatus {
-  /** The state in memory is newer than the file: a write is waiting for room. */
-  pending: boolean;
-  /** Writes that failed for lack of space since start. */
-  failures: number;
-  /** The last failure's message; undefined once a write succeeded after it. */
-  error?: string | undefined;
-}
-
-/** After recordRestart/recordInferenceError: `trip` is the rollback reason once a limit is hit. */
-export interface ProbationStatus {
-  active: boolean;
-  restarts: number;
-  errors: number;
-  trip?: string;
-}
-
 export interface ModelStoreDeps {
   logger: Logger;
   clock: Clock;
@@ -101,9 +63,6 @@ export interface ModelStoreDeps {
   /** Retry period of a state write that failed for lack of space; default 5 s. */
   retryMs?: number;
 }
-
-const NO_SPACE = new Set(['ENOSPC', 'EDQUOT']);
-const isNoSpace = (err: unknown): boolean => NO_SPACE.has((err as NodeJS.ErrnoException).code ?? '');
 
 export class ModelStore {
   private state: UpdateState = { refused: {} };
@@ -153,7 +112,7 @@ export class ModelStore {
         this.deps.logger.error({ dir, err: (err as Error).message }, 'cannot create a model store directory: no space left');
       });
     }
-    const fresh = await this.readState();
+    const fresh = await readUpdateState(this.stateFile, this.deps.logger);
     await rm(`${this.stateFile}.tmp`, { force: true });
     await rm(join(this.models, 'current.tmp'), { force: true });
     const entries = await readdir(this.models).catch((err: NodeJS.ErrnoException) => {
@@ -369,14 +328,10 @@ export class ModelStore {
    * throws and nothing changes.
    */
   private async commit(next: UpdateState, opts: { required?: boolean } = {}): Promise<void> {
-    const tmp = `${this.stateFile}.tmp`;
     try {
-      await writeDurable(tmp, `${JSON.stringify(next, null, 2)}\n`);
-      await rename(tmp, this.stateFile);
-      await fsyncPath(this.deps.config.state_dir);
+      await writeUpdateState(this.stateFile, next);
     } catch (err) {
       if (!isNoSpace(err)) throw err;
-      await rm(tmp, { force: true }).catch(() => undefined);
       this.write = { pending: opts.required ? this.write.pending : true, failures: this.write.failures + 1, error: (err as Error).message };
       this.deps.logger.error(
         { err: (err as Error).message, file: this.stateFile, failures: this.write.failures, required: opts.required === true },
@@ -460,24 +415,6 @@ export class ModelStore {
     const dir = join(this.models, version);
     const modelJson = JSON.parse(await readFile(join(dir, NAMES.modelJson), 'utf8')) as unknown;
     return { version, dir, modelPath: join(dir, NAMES.model), labelsPath: join(dir, NAMES.labels), modelJson };
-  }
-
-  /** undefined when the state file is missing (first start); a broken one is reported and reset. */
-  private async readState(): Promise<UpdateState | undefined> {
-    let text: string;
-    try {
-      text = await readFile(this.stateFile, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
-    }
-    try {
-      const s = JSON.parse(text) as UpdateState;
-      return { ...s, refused: s.refused ?? {} };
-    } catch (err) {
-      this.deps.logger.error({ err, file: this.stateFile }, 'update state unreadable, starting over');
-      return undefined;
-    }
   }
 
   /** Makes `current`, the state and the disk agree (see the top of the file), on a verified model. */

@@ -34,6 +34,7 @@ import { loadLabels } from '../vision/labels.js';
 import { resolvePreprocess } from '../vision/presets.js';
 import { createPreprocessor, inputDims, type InputDType, type PreparedTensor, type TensorData } from '../vision/preprocess.js';
 import { toProbabilities } from '../vision/postprocess.js';
+import { readGoldenSet } from './golden-set.js';
 import { accuracyDrop, allFinite, argmax, judgeSet, type GateThresholds, type ReferenceScore, type SetVerdict } from './validation-gate.js';
 
 export interface ValidationImage {
@@ -140,24 +141,6 @@ function zeros(dtype: InputDType, dims: number[]): TensorData {
 /** The release's validation images (model.json `validation`), inside the installed version dir. */
 export function releaseValidationImages(dir: string, modelJson: Pick<ModelJson, 'validation'>): ValidationImage[] {
   return modelJson.validation.map((v) => ({ path: join(dir, v.file), expectedIndex: v.expected_index, top: v.top, truth: v.truth }));
-}
-
-/** Reads `dir/expected.tsv`: `file<TAB>index` per line, blank lines and `#` comments ignored. */
-export async function readGoldenSet(dir: string): Promise<ValidationImage[]> {
-  const tsv = join(dir, 'expected.tsv');
-  const text = await readFile(tsv, 'utf8').catch((err: Error) => {
-    throw new Error(`golden set: cannot read ${tsv}: ${err.message}`);
-  });
-  const images: ValidationImage[] = [];
-  text.split(/\r?\n/).forEach((line, i) => {
-    if (line.trim() === '' || line.startsWith('#')) return;
-    const [file, index, ...rest] = line.split('\t');
-    if (!file || !index || rest.length > 0 || !/^\d+$/.test(index.trim())) {
-      throw new Error(`golden set: ${tsv} line ${i + 1}: expected "file<TAB>label index", got "${line}"`);
-    }
-    images.push({ path: join(dir, file.trim()), expectedIndex: Number(index.trim()) });
-  });
-  return images;
 }
 
 class ValidationTimeout extends Error {

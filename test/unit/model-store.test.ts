@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, readFileSync, readlinkSync, readdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { DIED_VALIDATING, ModelStore, type ModelFiles, type UpdateState } from '../../src/updates/model-store.js';
+import { ModelStore, type ModelFiles } from '../../src/updates/model-store.js';
+import { DIED_VALIDATING, type UpdateState } from '../../src/updates/update-state.js';
 import type { Clock } from '../../src/ops/clock.js';
 import { tempDir } from '../helpers/fixtures.js';
 
