@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Mosquitto } from '../helpers/mosquitto.js';
@@ -8,6 +8,7 @@ import { Requester } from '../helpers/mqtt-request.js';
 import { Nginx } from '../helpers/nginx.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
 import { runCli, startCli, waitForLog, type Started } from '../helpers/cli.js';
+import { serveRelease } from '../helpers/releases.js';
 import { findProcesses, procInfo } from '../helpers/processes.js';
 import { freePort } from '../helpers/ports.js';
 import { colourImage, tempDir } from '../helpers/fixtures.js';
@@ -71,14 +72,7 @@ describe('SIGTERM in every update state', () => {
     await broker?.stop();
   });
 
-  async function release(version: string, model: string): Promise<void> {
-    const out = join(dir, `rel-${version}`);
-    const r = await runCli(['release', 'publish', '--model', join(dir, model), '--labels', join(dir, 'labels.txt'), '--preset', 'imagenet',
-      '--version', version, '--key', join(keys, 'release-key.pem'), '--out', out]);
-    expect(r.code, r.stderr).toBe(0);
-    rmSync(join(dir, 'www', 'stable'), { recursive: true, force: true });
-    cpSync(out, join(dir, 'www', 'stable'), { recursive: true });
-  }
+  const release = (version: string, model: string): Promise<void> => serveRelease(dir, keys, version, model);
 
   function config(name: string, manifestUrl: string, model = true): string {
     const file = join(dir, `${name}.yaml`);

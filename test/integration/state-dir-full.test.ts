@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Mosquitto } from '../helpers/mosquitto.js';
 import { MqttCollector, type Received } from '../helpers/mqtt-collector.js';
@@ -7,6 +7,7 @@ import { Requester } from '../helpers/mqtt-request.js';
 import { Nginx } from '../helpers/nginx.js';
 import { Tmpfs } from '../helpers/tmpfs.js';
 import { runCli, startCli, type Started } from '../helpers/cli.js';
+import { serveRelease } from '../helpers/releases.js';
 import { colourImage, tempDir } from '../helpers/fixtures.js';
 import { schemaErrors } from '../helpers/schemas.js';
 import { buildDemoModel, demoLabels } from '../../src/modelgen/demo-model.js';
@@ -75,14 +76,7 @@ describe('a full state_dir', () => {
     await broker?.stop();
   });
 
-  async function release(version: string, model: string): Promise<void> {
-    const out = join(dir, `rel-${version}`);
-    const r = await runCli(['release', 'publish', '--model', join(dir, model), '--labels', join(dir, 'labels.txt'), '--preset', 'imagenet',
-      '--version', version, '--key', join(keys, 'release-key.pem'), '--out', out]);
-    expect(r.code, r.stderr).toBe(0);
-    rmSync(join(dir, 'www', 'stable'), { recursive: true, force: true });
-    cpSync(out, join(dir, 'www', 'stable'), { recursive: true });
-  }
+  const release = (version: string, model: string): Promise<void> => serveRelease(dir, keys, version, model);
 
   async function withDaemon(sub: MqttCollector, body: (d: Started) => Promise<void>): Promise<void> {
     const daemon = startCli(['run', '--config', config]);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Mosquitto } from '../helpers/mosquitto.js';
 import { MqttCollector, type Received } from '../helpers/mqtt-collector.js';
@@ -7,6 +7,7 @@ import { Requester } from '../helpers/mqtt-request.js';
 import { Nginx } from '../helpers/nginx.js';
 import { MemoryCgroup } from '../helpers/memory-cgroup.js';
 import { runCli, startCli, waitForLog, type Started } from '../helpers/cli.js';
+import { serveRelease } from '../helpers/releases.js';
 import { colourImage, tempDir } from '../helpers/fixtures.js';
 import { buildDemoModel, demoLabels } from '../../src/modelgen/demo-model.js';
 import { buildMemoryHogModel, buildSlowModel } from '../../src/modelgen/test-models.js';
@@ -64,15 +65,7 @@ describe('a release too big for the device memory', () => {
     await broker?.stop();
   });
 
-  /** Publishes `model` as `version` (no validation images: publishing would run the model) and serves it. */
-  async function release(version: string, model: string): Promise<void> {
-    const out = join(dir, `rel-${version}`);
-    const r = await runCli(['release', 'publish', '--model', join(dir, model), '--labels', join(dir, 'labels.txt'), '--preset', 'imagenet',
-      '--version', version, '--key', join(keys, 'release-key.pem'), '--out', out]);
-    expect(r.code, r.stderr).toBe(0);
-    rmSync(join(dir, 'www', 'stable'), { recursive: true, force: true });
-    cpSync(out, join(dir, 'www', 'stable'), { recursive: true });
-  }
+  const release = (version: string, model: string): Promise<void> => serveRelease(dir, keys, version, model);
 
   function writeConfig(name: string): string {
     const config = join(dir, `${name}.yaml`);
