@@ -1,7 +1,6 @@
 import { access, constants, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { identifyModel } from '../inference/model-identity.js';
 import { loadLabels } from '../vision/labels.js';
 import { resolvePreprocess } from '../vision/presets.js';
@@ -15,7 +14,7 @@ import { intraOpThreadsFor } from '../inference/threads.js';
 import { buildReport, chartInput, formatReport, type ReportInput } from '../bench/report.js';
 import { renderLatencyChart } from '../bench/chart.js';
 import type { BenchSettings } from '../bench/settings.js';
-import { UsageError, type CliContext } from './context.js';
+import { UsageError, parseCliArgs, type CliContext } from './context.js';
 
 export const BENCH_USAGE = `bench --model FILE [--labels FILE] [--frames N] [--source jpeg|raw] [--threads T] [--spinning on|off] [--rate FPS]
          [--preset imagenet|caffe-bgr] [--providers tensorrt,cuda,cpu] [--json] [--chart FILE.svg]
@@ -38,7 +37,7 @@ const WARMUP = 5;
 
 /** `bench ...`: prints a table (or JSON) of throughput, latency, event-loop delay and memory. */
 export async function benchCommand(argv: string[], ctx: CliContext): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCliArgs({
     args: argv,
     allowPositionals: true,
     options: {
@@ -54,7 +53,7 @@ export async function benchCommand(argv: string[], ctx: CliContext): Promise<num
       chart: { type: 'string' },
       rate: { type: 'string', default: '0' },
     },
-  });
+  }, BENCH_USAGE);
   if (!values.model || positionals.length > 0) throw new UsageError(BENCH_USAGE);
   const frames = Number(values.frames);
   if (!Number.isInteger(frames) || frames < 1) throw new UsageError(`--frames must be a positive integer, not ${values.frames}`);

@@ -1,12 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { parseArgs } from 'node:util';
 import { Classifier } from '../inference/classifier.js';
 import { resolvePreprocess } from '../vision/presets.js';
 import { PresetName, ExecutionProvider } from '../config/schema.js';
 import type { PreparedTensor } from '../vision/preprocess.js';
-import type { CliContext } from './context.js';
-import { UsageError } from './context.js';
+import { UsageError, parseCliArgs, type CliContext } from './context.js';
 import { expandImagePaths } from './image-files.js';
 import { parsePreprocess } from './preprocess-option.js';
 
@@ -16,7 +14,7 @@ export const CLASSIFY_USAGE = `classify --model FILE --labels FILE [--preset ima
 
 /** Classifies image files/directories and prints one JSON line each. Returns the exit status. */
 export async function classifyCommand(argv: string[], ctx: CliContext): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCliArgs({
     args: argv,
     allowPositionals: true,
     options: {
@@ -28,7 +26,7 @@ export async function classifyCommand(argv: string[], ctx: CliContext): Promise<
       providers: { type: 'string', default: 'tensorrt,cuda,cpu' },
       threads: { type: 'string', default: '0' },
     },
-  });
+  }, CLASSIFY_USAGE);
   if (!values.model || !values.labels || positionals.length === 0) throw new UsageError(CLASSIFY_USAGE);
   const preset = PresetName.safeParse(values.preset);
   if (!preset.success) throw new UsageError(`--preset must be imagenet or caffe-bgr, not ${values.preset}`);

@@ -1,3 +1,4 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { DestinationStream } from 'pino';
 import type { Logger } from '../ops/logger.js';
 import type { Clock } from '../ops/clock.js';
@@ -18,4 +19,16 @@ export interface CliContext {
 /** Bad command-line usage: the entry point prints the message and exits 64 (EX_USAGE). */
 export class UsageError extends Error {
   override name = 'UsageError';
+}
+
+/**
+ * node:util parseArgs, with unknown or malformed options as usage errors (exit 64) that show the
+ * command's usage, instead of a TypeError stack trace and exit 1.
+ */
+export function parseCliArgs<T extends ParseArgsConfig>(config: T, usage: string): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config);
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\nusage: edge-classifier ${usage}`);
+  }
 }

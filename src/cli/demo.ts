@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -6,7 +5,7 @@ import { ConfigSchema, DEFAULT_HTTP_PORT } from '../config/schema.js';
 import type { PredictionPayload } from '../mqtt/payloads.js';
 import { colourModel, defaultDemoDir, DEMO_MODELS, resnet50Model, type DemoModel, type DemoModelName } from './demo-models.js';
 import { runDaemon } from './run.js';
-import { UsageError, type CliContext } from './context.js';
+import { UsageError, parseCliArgs, type CliContext } from './context.js';
 
 export const DEMO_USAGE = `demo [--model colours|resnet50] [--port P] [--http-port P] [--fps 2] [--frames N] [--models-dir DIR]
   Runs the whole daemon with no hardware and no download: an embedded MQTT broker, a
@@ -62,7 +61,7 @@ export async function demoCommand(
   /** SIGTERM, SIGINT or SIGHUP: the demo runs in a terminal and ends with it (no config to reload). */
   shutdown: Promise<string>,
 ): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCliArgs({
     args: argv,
     options: {
       port: { type: 'string' },
@@ -72,7 +71,7 @@ export async function demoCommand(
       model: { type: 'string', default: 'colours' },
       'models-dir': { type: 'string' },
     },
-  });
+  }, DEMO_USAGE);
   const modelName = DEMO_MODELS.find((m) => m === values.model);
   if (!modelName) throw new UsageError(`--model must be ${DEMO_MODELS.join(' or ')}, not ${values.model}`);
   // 1883 unless taken (a system mosquitto, say): then any free port, announced below.

@@ -1,7 +1,6 @@
 import { rename, writeFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { resnet50Labels, synthesizeResnet50Detailed, type Precision } from '../modelgen/synth.js';
-import { UsageError, type CliContext } from './context.js';
+import { UsageError, parseCliArgs, type CliContext } from './context.js';
 
 export const MODEL_USAGE = `model synth --arch resnet50 --precision fp32|int8 --seed N --out FILE [--labels-out FILE]
   Writes a synthetic ResNet50 v1.5 (seeded random weights; int8 = QDQ, calibrated) for speed,
@@ -14,7 +13,7 @@ const PRECISIONS: readonly Precision[] = ['fp32', 'int8'];
 export async function modelCommand(argv: string[], ctx: CliContext): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub !== 'synth') throw new UsageError(MODEL_USAGE);
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCliArgs({
     args: rest,
     allowPositionals: true,
     options: {
@@ -24,7 +23,7 @@ export async function modelCommand(argv: string[], ctx: CliContext): Promise<num
       out: { type: 'string' },
       'labels-out': { type: 'string' },
     },
-  });
+  }, MODEL_USAGE);
   if (positionals.length > 0 || !values.arch || !values.precision || values.seed === undefined || !values.out) {
     throw new UsageError(MODEL_USAGE);
   }

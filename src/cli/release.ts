@@ -1,15 +1,14 @@
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { parseArgs, ParseArgsConfig } from 'node:util';
 import { PresetName } from '../config/schema.js';
 import type { ProgressSink } from '../updates/hash-file.js';
 import { parseDuration, publishRelease, ReleaseError } from '../updates/release-publish.js';
 import { verifyRelease, VerifyError } from '../updates/release-verify.js';
 import { generateKeyPair, keyFingerprint, SignatureError } from '../updates/signing.js';
 import { ChannelName } from '../updates/manifest.js';
-import type { CliContext } from './context.js';
 import { parsePreprocess } from './preprocess-option.js';
-import { UsageError } from './context.js';
+import { UsageError, parseCliArgs, type CliContext } from './context.js';
 
 export const RELEASE_USAGE = `release keygen [--out DIR]
   Writes an Ed25519 key pair: DIR/release-key.pem (private, mode 0600) and DIR/release-key.pub.pem.
@@ -38,12 +37,7 @@ function defaultIo(): ReleaseIo {
 }
 
 function parse<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
-  try {
-    return parseArgs(config);
-  } catch (err) {
-    // Unknown or malformed options are usage errors (exit 64), not crashes.
-    throw new UsageError(`${(err as Error).message}\nusage: edge-classifier ${RELEASE_USAGE}`);
-  }
+  return parseCliArgs(config, RELEASE_USAGE);
 }
 
 async function keygen(argv: string[], ctx: CliContext): Promise<number> {

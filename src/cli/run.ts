@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { tmpdir } from 'node:os';
 import { loadConfigFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -7,14 +6,14 @@ import { createLogger } from '../ops/logger.js';
 import { LogLevels } from '../ops/log-levels.js';
 import type { ConfigSource } from '../daemon/config-reloader.js';
 import type { PredictionPayload } from '../mqtt/payloads.js';
-import { UsageError, type CliContext } from './context.js';
+import { UsageError, parseCliArgs, type CliContext } from './context.js';
 
 export const RUN_USAGE = `run --config FILE
   Runs the daemon. FILE defaults to $EDGE_CLASSIFIER_CONFIG, then /etc/edge-classifier/config.yaml.`;
 
 /** The config file `run` reads (at start, and again on every reload). */
 export function runConfigPath(argv: string[], env: NodeJS.ProcessEnv): string {
-  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } } });
+  const { values } = parseCliArgs({ args: argv, options: { config: { type: 'string', short: 'c' } } }, RUN_USAGE);
   const path = values.config ?? env.EDGE_CLASSIFIER_CONFIG ?? '/etc/edge-classifier/config.yaml';
   if (!path) throw new UsageError(RUN_USAGE);
   return path;

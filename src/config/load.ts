@@ -1,31 +1,11 @@
 import { readFile } from 'node:fs/promises';
-import { parseDocument } from 'yaml';
+import { parseDocument, visit, isPair, isScalar, type Document } from 'yaml';
 import type { z } from 'zod';
 import { ConfigSchema, type Config } from './schema.js';
 import { applyEnvOverrides, collectEnvOverrides } from './env-overrides.js';
+import { ConfigError, formatPath } from './config-error.js';
 
-/** Exit status for an unusable configuration (sysexits.h EX_CONFIG). */
-export const EX_CONFIG = 78;
-
-/** A configuration that cannot be used; each problem names its key path and what was expected. */
-export class ConfigError extends Error {
-  constructor(
-    readonly source: string,
-    readonly problems: string[],
-  ) {
-    super(`invalid configuration in ${source}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-    this.name = 'ConfigError';
-  }
-}
-
-export function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const seg of path) {
-    if (typeof seg === 'number') out += `[${seg}]`;
-    else out += out ? `.${String(seg)}` : String(seg);
-  }
-  return out || '(root)';
-}
+export { ConfigError, EX_CONFIG, formatPath } from './config-error.js';
 
 function describeIssue(issue: z.core.$ZodIssue, envVars: Map<string, string>): string {
   const at = formatPath(issue.path);
@@ -38,19 +18,48 @@ function describeIssue(issue: z.core.$ZodIssue, envVars: Map<string, string>): s
   return `${at}: ${issue.message}${suffix}`;
 }
 
+/**
+ * The document as plain data. The yaml library refuses aliases that expand without bound
+ * ("billion laughs") by throwing from toJS(); that is a configuration problem like any other,
+ * so it becomes a ConfigError naming where the first alias sits, not a stack trace and exit 1.
+ */
+function toPlainData(doc: Document, source: string): unknown {
+  try {
+    return doc.toJS();
+  } catch (err) {
+    const at = firstAliasPath(doc);
+    const why = `YAML aliases expand too far (the yaml library's guard, maxAliasCount 100: ${(err as Error).message})`;
+    throw new ConfigError(source, [`${at}: ${why}; write the values out or use fewer aliases`]);
+  }
+}
+
+/** Key path of the first alias (`*name`) in the document, for the error message. */
+function firstAliasPath(doc: Document): string {
+  let found = '(root)';
+  visit(doc, {
+    Alias(_key, _node, ancestors) {
+      const keys = ancestors.filter(isPair).map((p) => (isScalar(p.key) ? String(p.key.value) : '?'));
+      found = formatPath(keys);
+      return visit.BREAK;
+    },
+  });
+  return found;
+}
+
 /** Parses YAML text, applies environment overrides and validates; throws ConfigError. */
 export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv = {}): Config {
   const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(source, doc.errors.map((e) => `YAML syntax: ${e.message.split('\n')[0] ?? e.message}`));
   }
-  const raw: unknown = doc.toJS();
+  const raw = toPlainData(doc, source);
   if (raw !== null && raw !== undefined && (typeof raw !== 'object' || Array.isArray(raw))) {
     throw new ConfigError(source, ['(root): expected a mapping of keys (device_id, model, cameras, ...)']);
   }
   const overrides = collectEnvOverrides(env);
-  const merged = applyEnvOverrides(raw ?? {}, overrides);
-  const result = ConfigSchema.safeParse(merged);
+  const applied = applyEnvOverrides(raw ?? {}, overrides);
+  if (applied.problems.length > 0) throw new ConfigError(source, applied.problems);
+  const result = ConfigSchema.safeParse(applied.doc);
   if (!result.success) {
     const envVars = new Map(overrides.map((o) => [formatPath(o.path), o.variable]));
     throw new ConfigError(source, result.error.issues.map((i) => describeIssue(i, envVars)));

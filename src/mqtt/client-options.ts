@@ -1,13 +1,14 @@
 import { readFileSync } from 'node:fs';
 import type { IClientOptions } from 'mqtt';
 import type { MqttConfig } from '../config/schema.js';
+import { ConfigError } from '../config/config-error.js';
 
-/** Reads a secret or certificate file, naming the config key when it cannot. */
+/** Reads a secret or certificate file; one it cannot read is a configuration error (exit 78) naming the key. */
 function readConfigFile(key: string, path: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new Error(`mqtt.${key}: cannot read ${path}: ${(err as Error).message}`);
+    throw new ConfigError('config', [`mqtt.${key}: cannot read ${path}: ${(err as Error).message}`]);
   }
 }
 

@@ -103,8 +103,43 @@ describe('startup errors', () => {
     expect(r.stderr).toMatch(/cannot load model .*junk\.onnx: cpu: /);
   });
 
+  it('config bombs exit 78 with the key path, no stack trace, and promptly', async () => {
+    // Issue 12: the alias bomb exited 1 with a raw stack trace (so systemd kept restarting),
+    // and the far list index hung at 2.2 GB until it was killed.
+    const levels = ['a', 'b', 'c', 'd', 'e', 'f', 'g'];
+    const bomb = levels
+      .map((k, i) => (i === 0 ? `${k}: &${k} [lol, lol, lol, lol, lol, lol, lol, lol, lol]` : `${k}: &${k} [${Array(9).fill(`*${levels[i - 1]}`).join(', ')}]`))
+      .join('\n    ');
+    const p = config(`model: { path: ${model}, labels: ${labels} }\n${cameras()}mqtt:\n  x-bomb:\n    ${bomb}\n`);
+    const r = await runCli(['run', '--config', p]);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/mqtt\.x-bomb\.b: YAML aliases expand too far/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+
+    const good = config(`model: { path: ${model}, labels: ${labels} }\n${cameras()}`);
+    const far = await runCli(['run', '--config', good], { env: { EDGE_CLASSIFIER__CAMERAS__4294967294__ID: 'x' } });
+    expect(far.code).toBe(78);
+    expect(far.stderr).toMatch(/cameras\[4294967294\]: list index 4294967294 is out of range.*\(set by EDGE_CLASSIFIER__CAMERAS__4294967294__ID\)/);
+    const check = await runCli(['config', 'check', good], { env: { EDGE_CLASSIFIER__CAMERAS__4294967294__ID: 'x' } });
+    expect(check.code).toBe(78);
+  });
+
+  it('an unreadable secret file named by the config exits 78 with its key', async () => {
+    const p = config(`model: { path: ${model}, labels: ${labels}, execution_providers: [cpu] }\n${cameras()}mqtt: { url: "mqtt://127.0.0.1:9", password_file: ${dir}/no-such-secret }\nstate_dir: ${dir}/state\nhttp: { enabled: false }\n`);
+    const r = await runCli(['run', '--config', p]);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/mqtt\.password_file: cannot read .*no-such-secret/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
   it('usage errors exit 64', async () => {
     expect((await runCli(['frobnicate'])).code).toBe(64);
     expect((await runCli(['classify', '--model', model])).code).toBe(64);
+    // node:util parseArgs throws a TypeError on unknown options: still a usage error.
+    for (const command of [['demo'], ['run'], ['bench'], ['model', 'synth'], ['release', 'verify']]) {
+      const r = await runCli([...command, '--frobnicate']);
+      expect(r.code, command.join(' ')).toBe(64);
+      expect(r.stderr, command.join(' ')).toMatch(/Unknown option '--frobnicate'[\s\S]*usage: edge-classifier/);
+    }
   });
 });

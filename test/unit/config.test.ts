@@ -100,6 +100,41 @@ mqtt: { urll: x }
     expect(found.join('\n')).toMatch(/^publish\.top_k: .*\(set by EDGE_CLASSIFIER__PUBLISH__TOP_K\)/m);
   });
 
+  it('bounds list indexes in environment overrides: an existing entry or the next one, nothing past it', () => {
+    // Issue 12: CAMERAS__4294967294__ID made a 4-billion-slot array and hung at 2.2 GB.
+    const far = problems(minimal, { EDGE_CLASSIFIER__CAMERAS__4294967294__ID: 'x' });
+    expect(far).toEqual([
+      'cameras[4294967294]: list index 4294967294 is out of range: this list has 1 entries, so the index must be 0 to 1 (set by EDGE_CLASSIFIER__CAMERAS__4294967294__ID)',
+    ]);
+    const appended = parseConfig(minimal, 'x', {
+      EDGE_CLASSIFIER__CAMERAS__1__ID: 'yard',
+      EDGE_CLASSIFIER__CAMERAS__1__SOURCE__TYPE: 'synthetic',
+    });
+    expect(appended.cameras.map((c) => c.id)).toEqual(['photos', 'yard']);
+    expect(problems(minimal, { EDGE_CLASSIFIER__CAMERAS__2__ID: 'gap' }).join('\n')).toMatch(/^cameras\[2\]: list index 2 is out of range.*0 to 1/);
+    expect(problems(minimal, { EDGE_CLASSIFIER__WATCH__0__LABEL: 'cat', EDGE_CLASSIFIER__WATCH__5000__LABEL: 'dog' }).join('\n')).toMatch(
+      /^watch\[5000\]: list index 5000 is out of range: this list has 1 entries/m,
+    );
+    expect(problems(minimal, { EDGE_CLASSIFIER__CAMERAS__FIRST__ID: 'x' })).toEqual([
+      'cameras.first: expected a list index here, got "first" (set by EDGE_CLASSIFIER__CAMERAS__FIRST__ID)',
+    ]);
+  });
+
+  it('an alias bomb is a ConfigError naming where the first alias sits', () => {
+    const levels = ['a', 'b', 'c', 'd', 'e', 'f', 'g'];
+    const bomb = levels
+      .map((k, i) => (i === 0 ? `${k}: &${k} [lol, lol, lol, lol, lol, lol, lol, lol, lol]` : `${k}: &${k} [${Array(9).fill(`*${levels[i - 1]}`).join(', ')}]`))
+      .join('\n');
+    const found = problems(`${minimal}x-bomb:\n${bomb.replace(/^/gm, '  ')}\n`);
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatch(/^x-bomb\.b: YAML aliases expand too far .*Excessive alias count/);
+  });
+
+  it('nesting deep enough to overflow the parser is a ConfigError, not a crash', () => {
+    const found = problems(`a: ${'['.repeat(100_000)}${']'.repeat(100_000)}\n`);
+    expect(found[0]).toMatch(/^YAML syntax: Maximum call stack size exceeded/);
+  });
+
   it('generates a JSON Schema from the zod schema', () => {
     const schema = configJsonSchema(z) as { properties: Record<string, unknown>; required: string[] };
     expect(Object.keys(schema.properties)).toEqual(
