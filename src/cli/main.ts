@@ -5,6 +5,8 @@ import { createSystemClock } from '../ops/clock.js';
 import { defaultWorkerUrl } from '../inference/worker-url.js';
 import { ModelMismatchError } from '../inference/model-check.js';
 import { ModelLoadError } from '../inference/inference-worker.js';
+import { ModelFileError } from '../inference/model-identity.js';
+import { LabelsFileError } from '../vision/labels.js';
 import { classifyCommand, CLASSIFY_USAGE } from './classify.js';
 import { configCommand, CONFIG_USAGE } from './config-commands.js';
 import { loadRunConfig, runConfigPath, runDaemon, RUN_USAGE } from './run.js';
@@ -80,11 +82,11 @@ function reloadSignal(): (listener: () => void) => void {
   };
 }
 
+/** Exit status by error class: 64 bad usage, 78 a configuration (or the model and labels it names) that cannot be used. */
 function exitCodeFor(err: unknown): number {
   if (err instanceof UsageError) return EX_USAGE;
-  if (err instanceof ConfigError || err instanceof ModelMismatchError) return EX_CONFIG;
-  if (err instanceof Error && /^(model file|model path|cannot read labels|labels file)/.test(err.message)) return EX_CONFIG;
-  if (err instanceof ModelLoadError) return EX_CONFIG;
+  const unusable = [ConfigError, ModelMismatchError, ModelLoadError, ModelFileError, LabelsFileError];
+  if (unusable.some((cls) => err instanceof cls)) return EX_CONFIG;
   return 1;
 }
 

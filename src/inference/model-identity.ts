@@ -15,6 +15,11 @@ export async function sha256File(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
+/** The model file is missing, not a file, or empty: a configuration problem (exit 78), not a crash. */
+export class ModelFileError extends Error {
+  override name = 'ModelFileError';
+}
+
 /** Name and version shown in every prediction; the version defaults to the hash prefix. */
 export async function identifyModel(path: string, name?: string, version?: string): Promise<ModelIdentity> {
   let info;
@@ -22,10 +27,10 @@ export async function identifyModel(path: string, name?: string, version?: strin
     info = await stat(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new Error(code === 'ENOENT' ? `model file not found: ${path}` : `cannot read model file ${path}: ${(err as Error).message}`);
+    throw new ModelFileError(code === 'ENOENT' ? `model file not found: ${path}` : `cannot read model file ${path}: ${(err as Error).message}`);
   }
-  if (!info.isFile()) throw new Error(`model path is not a file: ${path}`);
-  if (info.size === 0) throw new Error(`model file is empty: ${path}`);
+  if (!info.isFile()) throw new ModelFileError(`model path is not a file: ${path}`);
+  if (info.size === 0) throw new ModelFileError(`model file is empty: ${path}`);
   const sha256 = await sha256File(path);
   return { name: name ?? basename(path).replace(/\.onnx$/i, ''), version: version ?? sha256.slice(0, 12), sha256 };
 }

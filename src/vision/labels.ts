@@ -18,14 +18,19 @@ export function parseLabels(text: string): string[] {
   });
 }
 
+/** The labels file cannot be read or is empty: a configuration problem (exit 78). */
+export class LabelsFileError extends Error {
+  override name = 'LabelsFileError';
+}
+
 export async function loadLabels(path: string): Promise<string[]> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    throw new Error(`cannot read labels file ${path}: ${(err as Error).message}`);
+    throw new LabelsFileError(`cannot read labels file ${path}: ${(err as Error).message}`);
   }
   const labels = parseLabels(text);
-  if (labels.length === 0) throw new Error(`labels file ${path} is empty`);
+  if (labels.length === 0) throw new LabelsFileError(`labels file ${path} is empty`);
   return labels;
 }

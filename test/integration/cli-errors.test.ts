@@ -75,6 +75,18 @@ describe('startup errors', () => {
     expect(r.stderr).toMatch(/model file not found: .*gone\.onnx/);
   });
 
+  it('a missing or empty labels file is a configuration error (78), by its error class', async () => {
+    const missing = await runCli(['run', '--config', config(`model: { path: ${model}, labels: ${dir}/gone.txt }\n${cameras()}`)]);
+    expect(missing.code).toBe(78);
+    expect(missing.stderr).toMatch(/cannot read labels file .*gone\.txt/);
+    const empty = join(dir, 'empty.txt');
+    writeFileSync(empty, '\n');
+    const r = await runCli(['run', '--config', config(`model: { path: ${model}, labels: ${empty} }\n${cameras()}`)]);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/labels file .*empty\.txt is empty/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
   it('a model whose output does not match the labels is refused at startup', async () => {
     const short = join(dir, 'short.txt');
     writeFileSync(short, 'red\ngreen\n');
