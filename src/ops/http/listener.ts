@@ -55,6 +55,12 @@ export class HttpListener {
     return `http://${host}:${addr.port}/`;
   }
 
+  /** The port bound, once listening. */
+  get port(): number | undefined {
+    const addr = this.listening ? (this.server?.address() as AddressInfo | null) : null;
+    return addr?.port;
+  }
+
   async start(): Promise<void> {
     const { logger, config } = this.deps;
     const server = createServer((req, res) => {

@@ -4,6 +4,9 @@ import type { Clock } from '../clock.js';
 import type { HttpConfig } from '../../config/http-schema.js';
 import type { ClassifiedFrame } from '../../daemon/pipeline.js';
 import { readiness, type DaemonView } from './daemon-view.js';
+import { AccessGate } from './access-gate.js';
+import { loadCredentials } from './auth-files.js';
+import { HttpAuth } from './http-auth.js';
 import { createDaemonMetrics, type DaemonMetrics } from './metrics.js';
 import { HttpListener } from './listener.js';
 import { PreviewFeed } from './preview-feed.js';
@@ -47,6 +50,7 @@ export class OpsHttp {
   private hub: SseHub | undefined;
   private feed: PreviewFeed | undefined;
   private listener: HttpListener | undefined;
+  private gate: AccessGate | undefined;
   private readonly snapshots = new SnapshotCache();
   private startedAt = 0;
 
@@ -58,8 +62,18 @@ export class OpsHttp {
   }
 
   async start(): Promise<void> {
-    const { clock, config, view } = this.deps;
+    const { clock, config, view, logger } = this.deps;
     this.startedAt = clock.monotonic();
+    // First: a missing or bad auth file is a configuration error, before anything is served.
+    const creds = await loadCredentials(config.auth);
+    const auth = creds ? new HttpAuth(creds, () => clock.monotonic()) : undefined;
+    this.gate = new AccessGate({ logger, clock, config, auth, port: () => this.listener?.port });
+    if (this.gate.exposed && !auth) {
+      logger.warn(
+        { host: config.host, port: config.port },
+        `http.host ${config.host} is reachable from the network and http.auth is not set: anyone who can reach it sees metrics${config.preview ? ' and camera images' : ''}; set http.auth (docs/operations.md) or http.host: 127.0.0.1`,
+      );
+    }
     this.metrics = createDaemonMetrics({ view, version: this.deps.version, processMetrics: true });
     if (config.preview) {
       this.hub = new SseHub({ maxClients: config.max_event_clients, heartbeatMs: HEARTBEAT_MS, retryMs: RETRY_MS });
@@ -76,7 +90,7 @@ export class OpsHttp {
       });
       this.feed.start();
     }
-    this.listener = new HttpListener({ logger: this.deps.logger, clock, config, handle: (req, res) => this.handle(req, res) });
+    this.listener = new HttpListener({ logger, clock, config, handle: (req, res) => this.handle(req, res) });
     await this.listener.start();
   }
 
@@ -96,6 +110,13 @@ export class OpsHttp {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const match = matchRoute(req.method, req.url, { preview: this.deps.config.preview });
+    // Before anything else, 404s included: a refused request learns nothing about the paths.
+    const refusal = await this.gate!.check(req, 'route' in match && match.route.name === 'healthz');
+    if (refusal) {
+      res.writeHead(refusal.status, { ...refusal.headers, 'content-length': Buffer.byteLength(refusal.body) });
+      res.end(refusal.body);
+      return;
+    }
     if ('status' in match) {
       json(res, match.status, { error: match.error }, 'allow' in match ? { allow: match.allow } : {});
       return;
