@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { slug } from './primitives.js';
+import { EmbeddedBrokerSchema } from './embedded-broker-schema.js';
 
 // MQTT connection, publishing options, label watch rules, Home Assistant, commands.
 
@@ -51,11 +52,7 @@ export const MqttSchema = z
       })
       .strict()
       .default(() => ({ max_messages: 10_000, disk: false, disk_max_bytes: 64 * 1024 * 1024, fsync: 'interval' as const, drain_delay_ms: 1_000 })),
-    embedded: z
-      .object({ host: z.string().default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(1883) })
-      .strict()
-      .default({ host: '127.0.0.1', port: 1883 })
-      .describe('the in-process broker used when url is "embedded"'),
+    embedded: EmbeddedBrokerSchema.default(() => EmbeddedBrokerSchema.parse({})).describe('the in-process broker used when url is "embedded"'),
   })
   .strict();
 export type MqttConfig = z.infer<typeof MqttSchema>;
