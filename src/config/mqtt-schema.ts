@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { slug } from './primitives.js';
 import { EmbeddedBrokerSchema } from './embedded-broker-schema.js';
 
-// MQTT connection, publishing options, label watch rules, Home Assistant, commands.
+// MQTT connection, publishing options, label watch rules, Home Assistant (commands: commands-schema.ts).
 
 export const MqttSchema = z
   .object({
@@ -100,11 +100,3 @@ export const HomeAssistantSchema = z
     birth_topic: z.string().min(1).default('homeassistant/status'),
   })
   .strict();
-
-export const CommandsSchema = z
-  .object({
-    enabled: z.boolean().default(true),
-    max_payload_bytes: z.number().int().min(64).max(1_048_576).default(16_384),
-  })
-  .strict();
-

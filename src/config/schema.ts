@@ -6,7 +6,8 @@ import { hostname } from 'node:os';
 
 import { slug } from './primitives.js';
 import { SourceSchema } from './source-schema.js';
-import { MqttSchema, PublishSchema, WatchSchema, HomeAssistantSchema, CommandsSchema } from './mqtt-schema.js';
+import { MqttSchema, PublishSchema, WatchSchema, HomeAssistantSchema } from './mqtt-schema.js';
+import { CommandsSchema } from './commands-schema.js';
 import { UpdatesSchema } from './updates-schema.js';
 import { HttpSchema } from './http-schema.js';
 
@@ -14,6 +15,7 @@ export * from './source-schema.js';
 export * from './mqtt-schema.js';
 export * from './updates-schema.js';
 export * from './http-schema.js';
+export * from './commands-schema.js';
 
 // Bounds that keep (pixel * scale - mean) / std finite and meaningful for any real model: a std
 // of 0 divides by zero, and a scale like 1e308 overflows float32, and either turns every

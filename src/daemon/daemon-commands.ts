@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Command } from '../mqtt/commands/command-server.js';
+import type { CommandAccess } from '../mqtt/commands/command-auth.js';
 import { frameJpeg } from '../camera/frame-jpeg.js';
 import type { MqttPublisher } from '../mqtt/mqtt-publisher.js';
 import { RuntimePatchSchema, type RuntimeSettings } from '../config/runtime-settings.js';
@@ -17,15 +18,18 @@ export interface DaemonCommandsDeps {
 
 const cameraParam = z.object({ camera: z.string().min(1).max(64) }).strict();
 
-function command<S extends z.ZodType>(params: S, run: (p: z.infer<S>) => Promise<unknown>): Command {
-  return { params, run };
+function command<S extends z.ZodType>(access: CommandAccess, params: S, run: (p: z.infer<S>) => Promise<unknown>): Command {
+  return { access, params, run };
 }
 
-/** The MQTT commands, bound to the daemon's parts. */
+/**
+ * The MQTT commands, bound to the daemon's parts. `read`: what predictions already publish;
+ * `control`: camera images (snapshot) and anything that changes the device (docs/mqtt.md).
+ */
 export function daemonCommands(deps: DaemonCommandsDeps): Record<string, Command> {
   const { cameras, router, settings, mqtt } = deps;
   return {
-    snapshot: command(cameraParam, async ({ camera }) => {
+    snapshot: command('control', cameraParam, async ({ camera }) => {
       const frame = cameras.latest(camera);
       if (!frame) throw new Error(`camera ${camera} has no frame yet`);
       const jpeg = await frameJpeg(frame);
@@ -34,6 +38,7 @@ export function daemonCommands(deps: DaemonCommandsDeps): Record<string, Command
       return { topic, bytes: jpeg.length, seq: frame.seq, ts: new Date(frame.capturedAt).toISOString(), source: frame.source };
     }),
     classify: command(
+      'read',
       cameraParam.extend({ timeout_ms: z.number().int().min(100).max(60_000).default(10_000) }),
       async ({ camera, timeout_ms }) => {
         if (!cameras.ids().includes(camera)) throw new Error(`unknown camera "${camera}"; cameras: ${cameras.ids().join(', ')}`);
@@ -48,19 +53,19 @@ export function daemonCommands(deps: DaemonCommandsDeps): Record<string, Command
         }
       },
     ),
-    set: command(RuntimePatchSchema.extend({ reset: z.boolean().default(false) }).strict(), async ({ reset, ...patch }) => {
+    set: command('control', RuntimePatchSchema.extend({ reset: z.boolean().default(false) }).strict(), async ({ reset, ...patch }) => {
       const result = await settings.set(patch, reset);
       return { settings: result.settings, persisted: result.persisted, ...(result.error ? { warning: result.error } : {}) };
     }),
-    pause: command(cameraParam, async ({ camera }) => {
+    pause: command('control', cameraParam, async ({ camera }) => {
       await cameras.pause(camera);
       return { camera, paused: true };
     }),
-    resume: command(cameraParam, async ({ camera }) => {
+    resume: command('control', cameraParam, async ({ camera }) => {
       await cameras.resume(camera);
       return { camera, paused: false };
     }),
-    'update-check': command(z.object({}).strict(), async () => {
+    'update-check': command('control', z.object({}).strict(), async () => {
       if (!deps.updateCheck) throw new Error('over-the-air updates are not configured (updates.manifest_url)');
       return deps.updateCheck();
     }),

@@ -13,6 +13,7 @@ import { EmbeddedBroker } from '../mqtt/embedded-broker.js';
 import { MqttPublisher } from '../mqtt/mqtt-publisher.js';
 import { HomeAssistant } from '../mqtt/home-assistant.js';
 import { CommandServer } from '../mqtt/commands/command-server.js';
+import { CommandAuth, logCommandAccess } from '../mqtt/commands/command-auth.js';
 import { LabelWatcher, resolveRules } from '../mqtt/label-watch.js';
 import type { ModelRef, ModelUpdatePayload, PredictionPayload } from '../mqtt/payloads.js';
 import { LatencyWindow } from '../ops/latency-window.js';
@@ -123,7 +124,8 @@ export class Daemon {
 
     let url = config.mqtt.url;
     if (url === 'embedded') {
-      const broker = new EmbeddedBroker({ logger: child('broker'), config: config.mqtt.embedded });
+      const owner = { baseTopic: config.mqtt.base_topic, deviceId: config.device_id, discoveryPrefix: config.homeassistant.discovery_prefix };
+      const broker = new EmbeddedBroker({ logger: child('broker'), config: config.mqtt.embedded, owner });
       this.broker = broker;
       await this.lifecycle.start({ name: 'broker', start: () => broker.start(), stop: () => broker.stop() });
       url = broker.url;
@@ -132,7 +134,8 @@ export class Daemon {
     const mqtt = new MqttPublisher({
       logger: child('mqtt'),
       clock,
-      config: config.mqtt,
+      // The embedded broker knows the daemon's client by these (not mqtt.username: that is for an external broker).
+      config: this.broker ? { ...config.mqtt, ...this.broker.credentials, password_file: undefined } : config.mqtt,
       deviceId: config.device_id,
       url,
       embedded: this.broker !== undefined,
@@ -233,9 +236,12 @@ export class Daemon {
       await this.lifecycle.start({ name: 'homeassistant', start: () => part.start(), stop: () => part.stop() });
     }
     if (config.commands.enabled) {
+      const auth = new CommandAuth(config.commands);
+      logCommandAccess(child('commands'), auth, mqtt.topics.request('#'));
       const commands = new CommandServer({
         logger: child('commands'),
         config: config.commands,
+        auth,
         mqtt,
         commands: daemonCommands({
           cameras,

@@ -9,7 +9,7 @@ import { PacketSizeGuard } from './broker/packet-size-guard.js';
 import { GuardedSocket } from './broker/guarded-socket.js';
 import { RetainedQuota } from './broker/retained-quota.js';
 import { BrokerAuth, internalCredentials, type Credentials } from './broker/broker-auth.js';
-import { ownTopics, type BrokerOwner } from './broker/own-topics.js';
+import { ownTopics, requestTopics, type BrokerOwner } from './broker/own-topics.js';
 import { LogLimiter } from './broker/log-limiter.js';
 
 export interface EmbeddedBrokerDeps {
@@ -96,6 +96,7 @@ export class EmbeddedBroker {
     const auth = new BrokerAuth({ internal: this.credentials, user: readUser(config) });
     const quota = new RetainedQuota({ maxMessages: config.max_retained_messages, maxBytes: config.max_retained_bytes });
     const isOwn = deps.owner ? ownTopics(deps.owner) : () => false;
+    const isRequest = deps.owner ? requestTopics(deps.owner) : () => false;
     return {
       connectTimeout: config.connect_timeout_ms,
       authenticate: (client, username, password, done) => {
@@ -124,6 +125,8 @@ export class EmbeddedBroker {
         }
         done(null);
       },
+      // Returning null skips that subscriber; the daemon's own client still gets the request.
+      authorizeForward: (client, packet) => (isRequest(packet.topic) && !auth.isDaemon(client) ? null : packet),
     };
   }
 

@@ -1,4 +1,4 @@
-import { connect as mqttConnect, type IClientPublishOptions, type MqttClient } from 'mqtt';
+import { connect as mqttConnect, type IClientPublishOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Logger } from '../ops/logger.js';
 import type { Clock } from '../ops/clock.js';
 import type { MqttConfig } from '../config/schema.js';
@@ -32,7 +32,8 @@ export interface MqttPublisherDeps {
   connect?: typeof mqttConnect;
 }
 
-type Handler = (topic: string, payload: Buffer) => void;
+/** Gets the MQTT v5 properties too: commands read credentials and reply topics from them. */
+type Handler = (topic: string, payload: Buffer, properties?: IPublishPacket['properties']) => void;
 
 /**
  * The daemon's MQTT connection: availability (`online` on every connect, `offline` as last
@@ -123,8 +124,8 @@ export class MqttPublisher {
       lastError = described.key;
       logger.error(described.fields, 'MQTT error');
     });
-    client.on('message', (topic, payload) => {
-      for (const h of this.handlers) if (topicMatches(h.filter, topic)) this.safely(() => h.handler(topic, payload));
+    client.on('message', (topic, payload, packet) => {
+      for (const h of this.handlers) if (topicMatches(h.filter, topic)) this.safely(() => h.handler(topic, payload, packet.properties));
     });
     await Promise.resolve();
   }

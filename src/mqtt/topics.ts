@@ -1,5 +1,9 @@
 /** Topic layout: B = base topic, D = device id. */
 export interface Topics {
+  /** `B`: the tree every device of this installation publishes under. */
+  base: string;
+  /** `B/D`: this device's own tree. */
+  root: string;
   status: string;
   prediction(camera: string): string;
   cameraStatus(camera: string): string;
@@ -15,8 +19,11 @@ export interface Topics {
 }
 
 export function createTopics(base: string, device: string): Topics {
-  const root = `${base.replace(/\/+$/, '')}/${device}`;
+  const trimmed = base.replace(/\/+$/, '');
+  const root = `${trimmed}/${device}`;
   return {
+    base: trimmed,
+    root,
     status: `${root}/status`,
     prediction: (camera) => `${root}/${camera}/prediction`,
     cameraStatus: (camera) => `${root}/${camera}/status`,

@@ -1,4 +1,4 @@
-import { connectAsync, type MqttClient } from 'mqtt';
+import { connectAsync, type IClientOptions, type MqttClient } from 'mqtt';
 
 export interface Received {
   topic: string;
@@ -27,8 +27,8 @@ export class MqttCollector {
     });
   }
 
-  static async connect(url: string, topics: string[]): Promise<MqttCollector> {
-    const client = await connectAsync(url, { reconnectPeriod: 200, clean: true });
+  static async connect(url: string, topics: string[], opts: IClientOptions = {}): Promise<MqttCollector> {
+    const client = await connectAsync(url, { reconnectPeriod: 200, clean: true, ...opts });
     const c = new MqttCollector(client);
     await client.subscribeAsync(topics, { qos: 1 });
     return c;

@@ -1,4 +1,4 @@
-import type { MqttClient } from 'mqtt';
+import type { IClientOptions, IClientPublishOptions, MqttClient } from 'mqtt';
 import { connectAsync } from 'mqtt';
 
 export interface Response {
@@ -17,6 +17,8 @@ export class Requester {
   private constructor(
     private readonly client: MqttClient,
     private readonly root: string,
+    /** Credentials every `send` carries as JSON fields (`secret`, `client`). */
+    private readonly auth: { secret?: string; client?: string },
   ) {
     client.on('message', (topic, payload) => {
       let body: Response;
@@ -32,19 +34,29 @@ export class Requester {
     });
   }
 
-  static async connect(url: string, root: string): Promise<Requester> {
-    const client = await connectAsync(url, { clean: true, reconnectPeriod: 200 });
+  static async connect(
+    url: string,
+    root: string,
+    opts: { secret?: string; client?: string; mqtt?: IClientOptions } = {},
+  ): Promise<Requester> {
+    const client = await connectAsync(url, { clean: true, reconnectPeriod: 200, ...opts.mqtt });
     await client.subscribeAsync(`${root}/response/+`, { qos: 1 });
-    return new Requester(client, root);
+    return new Requester(client, root, { ...(opts.secret ? { secret: opts.secret } : {}), ...(opts.client ? { client: opts.client } : {}) });
   }
 
   /** Sends `{transaction, ...params}` to request/<command> and resolves with the response. */
   async send(command: string, params: Record<string, unknown> = {}, timeoutMs = 15_000): Promise<Response> {
     const transaction = `t${++this.n}`;
-    return this.sendRaw(command, JSON.stringify({ transaction, ...params }), transaction, timeoutMs);
+    return this.sendRaw(command, JSON.stringify({ transaction, ...this.auth, ...params }), transaction, timeoutMs);
   }
 
-  async sendRaw(command: string, payload: string | Buffer, transaction: string | null, timeoutMs = 15_000): Promise<Response> {
+  async sendRaw(
+    command: string,
+    payload: string | Buffer,
+    transaction: string | null,
+    timeoutMs = 15_000,
+    publish: IClientPublishOptions = {},
+  ): Promise<Response> {
     const key = `${this.root}/response/${command}|${String(transaction)}`;
     const answer = new Promise<Response>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no response to ${command} (${String(transaction)}) within ${timeoutMs} ms`)), timeoutMs);
@@ -53,7 +65,7 @@ export class Requester {
         resolve(r);
       });
     });
-    await this.client.publishAsync(`${this.root}/request/${command}`, payload, { qos: 1 });
+    await this.client.publishAsync(`${this.root}/request/${command}`, payload, { qos: 1, ...publish });
     return answer;
   }
 

@@ -98,11 +98,18 @@ describe('embedded broker, open (no username)', () => {
     await waitForLog(d.daemon, (l) => l.msg === "MQTT publish to the daemon's own topic refused" && l.topic === status);
   });
 
-  it('passes foreign publishes to the request topics: a command gets its response', async () => {
-    const req = await Requester.connect(`mqtt://127.0.0.1:${d.port}`, d.root);
-    const answer = await req.send('classify', { camera: 'cam1' });
+  it('passes foreign publishes to the request topics to the daemon only: a command gets its response, a `#` subscriber never sees it', async () => {
+    const url = `mqtt://127.0.0.1:${d.port}`;
+    const snoop = await MqttCollector.connect(url, ['#']);
+    const req = await Requester.connect(url, d.root);
+    // The secret is wrong on purpose: what matters is whether anyone but the daemon reads it.
+    const answer = await req.send('classify', { camera: 'cam1', secret: 'would-be-secret-1234567890' });
     await req.close();
     expect(answer.status, JSON.stringify(answer)).toBe('ok');
+    await snoop.waitFor((m) => m.some((x) => x.topic === `${d.root}/response/classify`), 10_000, 'the response');
+    await snoop.close();
+    expect(snoop.messages.filter((m) => m.topic.startsWith(`${d.root}/request/`))).toEqual([]);
+    expect(snoop.messages.some((m) => m.payload.includes('would-be-secret'))).toBe(false);
   });
 });
 

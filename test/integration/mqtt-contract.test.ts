@@ -13,6 +13,8 @@ import { schemaErrors } from '../helpers/schemas.js';
 // discovery, label events, change-only publishing, stats and request/response commands.
 
 const ROOT = 'mc/dev1';
+// Control commands (snapshot, set, pause) need a secret by default (docs/mqtt.md#security).
+const SECRET = 'contract-test-secret-0123456789';
 
 interface Prediction {
   camera: string;
@@ -26,6 +28,7 @@ describe('MQTT contract', () => {
   let broker: Mosquitto;
   let dir: string;
   let stateDir: string;
+  let secretFile: string;
   let model: { model: string; labels: string };
   let steady: string;
   let alternating: string;
@@ -44,7 +47,7 @@ publish: { top_k: 3, only_on_change: { hysteresis: 0.2, heartbeat: 1 } }
 watch:
   - { label: red, frames: 2, min_score: 0.5 }
 homeassistant: { enabled: true }
-commands: { max_payload_bytes: 1024 }
+commands: { max_payload_bytes: 1024, secret_file: ${secretFile} }
 stats_interval: 1
 `,
     );
@@ -59,6 +62,8 @@ stats_interval: 1
     broker = await Mosquitto.start();
     dir = tempDir();
     stateDir = join(dir, 'state');
+    secretFile = join(dir, 'command-secret');
+    writeFileSync(secretFile, `${SECRET}\n`, { mode: 0o600 });
     model = writeColourModel(join(dir, 'm'));
     steady = join(dir, 'steady');
     alternating = join(dir, 'alt');
@@ -76,7 +81,7 @@ stats_interval: 1
 
   async function run(config: string, body: (daemon: Started, sub: MqttCollector, req: Requester) => Promise<void>): Promise<void> {
     const sub = await MqttCollector.connect(broker.url, [`${ROOT}/#`, 'homeassistant/#']);
-    const req = await Requester.connect(broker.url, ROOT);
+    const req = await Requester.connect(broker.url, ROOT, { secret: SECRET });
     const daemon = startCli(['run', '--config', config]);
     try {
       await body(daemon, sub, req);
@@ -178,8 +183,17 @@ stats_interval: 1
       expect((await req.send('classify', { camera: 'alt' })).status).toBe('ok');
 
       // Bad requests: each gets an error response naming the problem.
+      // Well-formed requests carry the secret, so what is checked is the request, not who sent it.
+      const withSecret = (payload: string): string => {
+        try {
+          const body: unknown = JSON.parse(payload);
+          return body !== null && typeof body === 'object' && !Array.isArray(body) ? JSON.stringify({ ...body, secret: SECRET }) : payload;
+        } catch {
+          return payload;
+        }
+      };
       const bad = async (command: string, payload: string, transaction: string | null = null): Promise<string> =>
-        (await req.sendRaw(command, payload, transaction)).error ?? '';
+        (await req.sendRaw(command, withSecret(payload), transaction)).error ?? '';
       expect(await bad('reboot', '{"transaction":"x1"}', 'x1')).toMatch(/unknown command "reboot"; known: snapshot, classify, set/);
       expect(await bad('set', '{"transaction":"x2", "top_k": "lots"}', 'x2')).toMatch(/top_k: /);
       expect(await bad('set', '{"transaction":"x3", "colour": 1}', 'x3')).toMatch(/colour/);

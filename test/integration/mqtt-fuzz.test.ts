@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connectAsync } from 'mqtt';
+import { connectAsync, type MqttClient } from 'mqtt';
 import { Mosquitto } from '../helpers/mosquitto.js';
 import { MqttCollector } from '../helpers/mqtt-collector.js';
-import { startCli } from '../helpers/cli.js';
+import { startCli, type Started } from '../helpers/cli.js';
 import { colourImage, tempDir, writeColourModel } from '../helpers/fixtures.js';
 
 // 1,000 fuzzed requests against the real daemon: random bytes, deep JSON, huge strings, wrong
@@ -36,13 +36,33 @@ describe('command fuzzing', () => {
     config = join(dir, 'c.yaml');
     writeFileSync(
       config,
-      `device_id: fz\nstate_dir: ${join(dir, 'state')}\nmodel: { path: ${m.model}, labels: ${m.labels}, execution_providers: [cpu] }\ncameras:\n  - id: cam\n    source: { type: directory, path: ${images}, fps: 5, loop: true }\nmqtt: { url: ${broker.url}, base_topic: fz }\ncommands: { max_payload_bytes: 4096 }\n`,
+      `device_id: fz\nstate_dir: ${join(dir, 'state')}\nmodel: { path: ${m.model}, labels: ${m.labels}, execution_providers: [cpu] }\ncameras:\n  - id: cam\n    source: { type: directory, path: ${images}, fps: 5, loop: true }\nmqtt: { url: ${broker.url}, base_topic: fz }\ncommands: { max_payload_bytes: 4096, control: open }\n`,
     );
   });
 
   afterAll(async () => {
     await broker?.stop();
   });
+
+  /** Runs `body` against a started daemon, then checks it still classifies and exits 0 on SIGTERM. */
+  async function attack(body: (client: MqttClient, sub: MqttCollector, daemon: Started) => Promise<void>): Promise<void> {
+    const sub = await MqttCollector.connect(broker.url, ['fz/fz/response/+', 'fz/fz/cam/prediction']);
+    const daemon = startCli(['run', '--config', config]);
+    const client = await connectAsync(broker.url, { clean: true });
+    try {
+      await sub.waitFor((m) => m.some((x) => x.topic === 'fz/fz/cam/prediction'), 30_000, 'daemon up');
+      await body(client, sub, daemon);
+      expect(daemon.proc.exitCode).toBeNull();
+      const before = sub.on('fz/fz/cam/prediction').length;
+      await sub.waitFor((m) => m.filter((x) => x.topic === 'fz/fz/cam/prediction').length > before + 2, 15_000, 'predictions afterwards');
+    } finally {
+      await client.endAsync(true);
+      daemon.proc.kill('SIGTERM');
+      const done = await daemon.finished;
+      await sub.close();
+      expect(done.code).toBe(0);
+    }
+  }
 
   it('survives 1,000 fuzzed requests and answers every one', async () => {
     const seed = 20261126;
@@ -73,11 +93,7 @@ describe('command fuzzing', () => {
       }
     };
 
-    const sub = await MqttCollector.connect(broker.url, ['fz/fz/response/+', 'fz/fz/cam/prediction']);
-    const daemon = startCli(['run', '--config', config]);
-    const client = await connectAsync(broker.url, { clean: true });
-    try {
-      await sub.waitFor((m) => m.some((x) => x.topic === 'fz/fz/cam/prediction'), 30_000, 'daemon up');
+    await attack(async (client, sub) => {
       const sent: { command: string; transaction: string | null }[] = [];
       for (let i = 0; i < 1000; i++) {
         const command = pick(commands);
@@ -97,22 +113,52 @@ describe('command fuzzing', () => {
       console.log(`fuzz seed ${seed}: ${sent.length} requests, ${responses().length} responses, ${withTx.length} with a transaction, ${missing.length} unanswered`);
       expect(missing).toEqual([]);
       expect(responses().length).toBe(sent.length);
-      expect(daemon.proc.exitCode).toBeNull();
-      // Still classifying afterwards.
-      const before = sub.on('fz/fz/cam/prediction').length;
-      await sub.waitFor((m) => m.filter((x) => x.topic === 'fz/fz/cam/prediction').length > before + 2, 15_000, 'predictions after fuzzing');
-    } finally {
-      await client.endAsync(true);
-      daemon.proc.kill('SIGTERM');
-      const done = await daemon.finished;
-      await sub.close();
-      expect(done.code).toBe(0);
-    }
+    });
   });
+
+  it('answers a burst of 5,000 requests (ok, busy or error, never silence) and __proto__ keys are plain unknown keys', async () => {
+    await attack(async (client, sub) => {
+      const proto = await Promise.all(
+        [
+          '{"transaction":"p1","__proto__":{"top_k":1}}',
+          '{"transaction":"p2","constructor":{"prototype":{"top_k":1}}}',
+          '{"transaction":"p3","camera":"cam","__proto__":{"timeout_ms":1}}',
+        ].map(async (body, i) => {
+          await client.publishAsync(`fz/fz/request/${i === 2 ? 'classify' : 'set'}`, body, { qos: 1 });
+          return `p${i + 1}`;
+        }),
+      );
+      await sub.waitFor((m) => proto.every((t) => m.some((x) => (x.json as { transaction?: unknown } | undefined)?.transaction === t)), 15_000, 'the __proto__ answers');
+      for (const t of proto) {
+        const r = sub.messages.find((x) => (x.json as { transaction?: unknown } | undefined)?.transaction === t)!.json as { status: string; error: string };
+        expect(r, t).toMatchObject({ status: 'error', error: expect.stringMatching(/unknown key|Unrecognized key/i) });
+      }
+      // Ten back-to-back waves of 500: mosquitto drops QoS 1 messages beyond its 1,000-message
+      // queue per subscriber, so a single wave of 5,000 would measure the test's subscriber.
+      const N = 5_000;
+      const WAVE = 500;
+      const burst = () => sub.messages.filter((m) => String((m.json as { transaction?: unknown } | undefined)?.transaction).startsWith('b'));
+      for (let start = 0; start < N; start += WAVE) {
+        for (let i = start; i < start + WAVE; i++) {
+          client.publish('fz/fz/request/classify', JSON.stringify({ transaction: `b${i}`, camera: 'cam', timeout_ms: 100 }), { qos: 0 });
+        }
+        await sub.waitFor(() => burst().length >= start + WAVE, 60_000, `responses to requests ${start}-${start + WAVE - 1}`);
+      }
+      const kinds = new Map<string, number>();
+      for (const m of burst()) {
+        const r = m.json as { status: string; error: string | null };
+        const kind = r.status === 'ok' ? 'ok' : /^busy/.test(r.error ?? '') ? 'busy' : /no frame from cam within 100 ms/.test(r.error ?? '') ? 'timeout' : `other: ${r.error}`;
+        kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+      }
+      console.log(`5,000-request burst: ${JSON.stringify(Object.fromEntries(kinds))}`);
+      expect([...kinds.keys()].filter((k) => k.startsWith('other'))).toEqual([]);
+      expect(kinds.get('busy') ?? 0).toBeGreaterThan(0);
+    });
+  }, 240_000);
 
   it('with commands.enabled false, the daemon does not listen for requests at all', async () => {
     const off = config.replace(/\.yaml$/, '-off.yaml');
-    writeFileSync(off, `${readFileSync(config, 'utf8').replace('commands: { max_payload_bytes: 4096 }', 'commands: { enabled: false }')}`);
+    writeFileSync(off, `${readFileSync(config, 'utf8').replace('commands: { max_payload_bytes: 4096, control: open }', 'commands: { enabled: false }')}`);
     const sub = await MqttCollector.connect(broker.url, ['fz/fz/response/+', 'fz/fz/cam/prediction']);
     const daemon = startCli(['run', '--config', off]);
     const client = await connectAsync(broker.url, { clean: true });

@@ -58,7 +58,7 @@ describe('non-finite model outputs', () => {
       `device_id: dev\nstate_dir: ${join(dir, `state-${name}`)}\n` +
         `model: { path: ${join(dir, model)}, labels: ${join(dir, 'labels.txt')}, execution_providers: [cpu] }\n` +
         `cameras:\n  - id: cam\n    source: { type: directory, path: ${join(dir, frames)}, fps: 10, loop: true }\n` +
-        `mqtt: { url: ${broker.url}, base_topic: nf }\nstats_interval: 0\nhttp: { port: 0 }\n${updates}`,
+        `mqtt: { url: ${broker.url}, base_topic: nf }\nstats_interval: 0\ncommands: { control: open }\nhttp: { port: 0 }\n${updates}`,
     );
     return file;
   }

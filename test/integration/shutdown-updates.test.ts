@@ -81,7 +81,7 @@ describe('SIGTERM in every update state', () => {
       `device_id: dev\nstate_dir: ${join(dir, `state-${name}`)}\nshutdown_timeout_ms: ${TIMEOUT_MS}\n` +
         `model: { ${model ? `path: ${join(dir, 'a.onnx')}, labels: ${join(dir, 'labels.txt')}, ` : ''}execution_providers: [cpu] }\n` +
         `cameras:\n  - id: cam\n    source: { type: directory, path: ${join(dir, 'frames')}, fps: 5, loop: true }\n` +
-        `mqtt: { url: ${broker.url}, base_topic: sdu }\nstats_interval: 0\n` +
+        `mqtt: { url: ${broker.url}, base_topic: sdu }\nstats_interval: 0\ncommands: { control: open }\n` +
         `updates:\n  manifest_url: ${manifestUrl}\n  public_keys: [${join(keys, 'release-key.pub.pem')}]\n  interval: 3600\n` +
         `  download: { timeout_ms: 30000 }\n  validation: { max_latency_factor: 1000 }\n`,
     );

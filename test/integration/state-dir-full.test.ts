@@ -64,7 +64,7 @@ describe('a full state_dir', () => {
       `device_id: dev\nstate_dir: ${fs.dir}\n` +
         `model: { path: ${join(dir, 'a.onnx')}, labels: ${join(dir, 'labels.txt')}, execution_providers: [cpu] }\n` +
         `cameras:\n  - id: cam\n    source: { type: directory, path: ${join(dir, 'frames')}, fps: 5, loop: true }\n` +
-        `mqtt: { url: ${broker.url}, base_topic: full }\nstats_interval: 0\n` +
+        `mqtt: { url: ${broker.url}, base_topic: full }\nstats_interval: 0\ncommands: { control: open }\n` +
         `updates:\n  manifest_url: ${nginx.url('/stable/manifest.json')}\n  public_keys: [${join(keys, 'release-key.pub.pem')}]\n  interval: 3600\n` +
         `  probation: { seconds: 600, max_restarts: 3 }\n  validation: { max_latency_factor: 1000 }\n`,
     );

@@ -59,7 +59,7 @@ describe('updates survive SIGKILL at any point', () => {
       config,
       `device_id: k\nstate_dir: ${join(dir, 'state')}\nmodel: { path: ${modelFiles[0]}, labels: ${join(dir, 'labels.txt')}, execution_providers: [cpu] }\n` +
         `cameras:\n  - id: cam\n    source: { type: directory, path: ${join(dir, 'frames')}, fps: 5, loop: true }\n` +
-        `mqtt: { url: ${broker.url}, base_topic: k }\nstats_interval: 0\n` +
+        `mqtt: { url: ${broker.url}, base_topic: k }\nstats_interval: 0\ncommands: { control: open }\n` +
         `updates:\n  manifest_url: ${proxy.url('/stable/manifest.json')}\n  public_keys: [${join(keys, 'release-key.pub.pem')}]\n  interval: 3600\n` +
         `  probation: { seconds: 1, max_restarts: 50 }\n  validation: { max_latency_factor: 1000 }\n`,
     );

@@ -131,7 +131,7 @@ describe('daemon with state_dir on a full disk', () => {
       `device_id: dev\nstate_dir: ${state}\n` +
         `model: { path: ${join(dir, 'served.onnx')}, labels: ${join(dir, 'labels.txt')}, execution_providers: [cpu] }\n` +
         `cameras:\n  - id: cam\n    source: { type: directory, path: ${join(dir, 'frames')}, fps: 5, loop: true }\n` +
-        `mqtt: { url: ${broker.url}, base_topic: full }\nstats_interval: 0\n` +
+        `mqtt: { url: ${broker.url}, base_topic: full }\nstats_interval: 0\ncommands: { control: open }\n` +
         `updates:\n  manifest_url: ${nginx.url('/stable/manifest.json')}\n  public_keys: [${join(dir, 'keys', 'release-key.pub.pem')}]\n  interval: 3600\n` +
         `  probation: { seconds: 1 }\n  validation: { max_latency_factor: 1000 }\n`,
     );

@@ -80,7 +80,7 @@ describe('over-the-air model updates', () => {
       `device_id: dev\nstate_dir: ${join(dir, 'state')}\n` +
         `model: { path: ${models.a}, labels: ${join(dir, 'labels.txt')}, execution_providers: [cpu] }\n` +
         `cameras:\n  - id: cam\n    source: { type: directory, path: ${join(dir, 'frames')}, fps: 10, loop: true }\n` +
-        `mqtt: { url: ${broker.url}, base_topic: up }\nstats_interval: 0\n` +
+        `mqtt: { url: ${broker.url}, base_topic: up }\nstats_interval: 0\ncommands: { control: open }\n` +
         `updates:\n  manifest_url: ${nginx.url('/stable/manifest.json')}\n  public_keys: [${join(keys, 'release-key.pub.pem')}]\n  interval: 3600\n` +
         `  probation: { seconds: 4, max_restarts: 2 }\n  validation: { max_latency_factor: 3 }\n`,
     );

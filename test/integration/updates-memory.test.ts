@@ -74,7 +74,7 @@ describe('a release too big for the device memory', () => {
       `device_id: dev\nstate_dir: ${join(dir, `state-${name}`)}\n` +
         `model: { path: ${join(dir, 'a.onnx')}, labels: ${join(dir, 'labels.txt')}, execution_providers: [cpu] }\n` +
         `cameras:\n  - id: cam\n    source: { type: directory, path: ${join(dir, 'frames')}, fps: 5, loop: true }\n` +
-        `mqtt: { url: ${broker.url}, base_topic: mem }\nstats_interval: 0\n` +
+        `mqtt: { url: ${broker.url}, base_topic: mem }\nstats_interval: 0\ncommands: { control: open }\n` +
         `updates:\n  manifest_url: ${nginx.url('/stable/manifest.json')}\n  public_keys: [${join(keys, 'release-key.pub.pem')}]\n  interval: 3600\n` +
         `  validation: { max_latency_factor: 1000 }\n`,
     );

@@ -82,7 +82,7 @@ describe('update URLs with a query, and refusals that are remembered', () => {
       `device_id: dev\nstate_dir: ${join(dir, 'state')}\n` +
         `model: { path: ${join(dir, 'served.onnx')}, labels: ${join(dir, 'labels.txt')}, execution_providers: [cpu] }\n` +
         `cameras:\n  - id: cam\n    source: { type: directory, path: ${join(dir, 'frames')}, fps: 5, loop: true }\n` +
-        `mqtt: { url: ${broker.url}, base_topic: urls }\nstats_interval: 0\n` +
+        `mqtt: { url: ${broker.url}, base_topic: urls }\nstats_interval: 0\ncommands: { control: open }\n` +
         `updates:\n  manifest_url: "${nginx.url('/signed/manifest.json?token=x')}"\n  public_keys: [${join(keys, 'release-key.pub.pem')}]\n  interval: 3600\n` +
         `  probation: { seconds: 1 }\n  validation: { max_latency_factor: 1000 }\n`,
     );

@@ -1,3 +1,4 @@
+import { crc32, deflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import sharp, { type Color, type Sharp } from 'sharp';
 import type { PreprocessSpec } from '../../src/config/schema.js';
@@ -188,6 +189,28 @@ describe('decodeAndCrop: frames that cannot be decoded', () => {
     await expect(decodeAndCrop(jpeg, spec())).resolves.toBeDefined();
     const err = await decodeError(jpeg.subarray(0, jpeg.length >> 1));
     expect(err.message).toMatch(/^cannot decode image: .*(premature end|truncated)/is);
+  });
+
+  it('a PNG decompression bomb (60000 x 60000 in a few KB) is refused before it is decoded', async () => {
+    // One IHDR claiming 3.6 gigapixels and a zlib stream of a few rows: what an attacker drops
+    // into a watched directory. Decoding it would need ~10 GB; the pixel limit refuses it.
+    const chunk = (type: string, data: Buffer): Buffer => {
+      const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+      const len = Buffer.alloc(4);
+      len.writeUInt32BE(data.length);
+      const crc = Buffer.alloc(4);
+      crc.writeUInt32BE(crc32(body));
+      return Buffer.concat([len, body, crc]);
+    };
+    const ihdr = Buffer.alloc(13);
+    ihdr.writeUInt32BE(60_000, 0);
+    ihdr.writeUInt32BE(60_000, 4);
+    ihdr.set([8, 0, 0, 0, 0], 8); // 8-bit grayscale, no interlace
+    const rows = deflateSync(Buffer.alloc(4 * 60_001));
+    const bomb = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', rows), chunk('IEND', Buffer.alloc(0))]);
+    expect(bomb.length).toBeLessThan(10_000);
+    expect((await sharp(bomb, { limitInputPixels: false }).metadata()).width).toBe(60_000);
+    expect((await decodeError(bomb)).message).toMatch(/^cannot decode image: .*pixel limit/i);
   });
 
   it('random bytes and a text file', async () => {

@@ -27,3 +27,13 @@ export function ownTopics(owner: BrokerOwner): (topic: string) => boolean {
     return topic.startsWith(discovery) && topic.slice(discovery.length).split('/')[1] === node;
   };
 }
+
+/**
+ * Whether a topic carries requests to this daemon. Requests may hold the command secret
+ * (docs/mqtt.md#security), so the broker delivers them to the daemon's client only: a client
+ * subscribed to `#` must not learn it.
+ */
+export function requestTopics(owner: BrokerOwner): (topic: string) => boolean {
+  const requests = createTopics(owner.baseTopic, owner.deviceId).request('');
+  return (topic) => topic.startsWith(requests);
+}
