@@ -12,6 +12,12 @@ export interface CameraHealthSnapshot {
   fps: number;
   reconnectsLastHour: number;
   stallsLastHour: number;
+  /**
+   * Set (epoch ms) while the camera makes no progress: its source reported a stall (a stream
+   * with no frame for stall_timeout_ms, a directory whose files are all refused, a hung read)
+   * and no frame has come since. Absent otherwise.
+   */
+  stalledSince?: number;
 }
 
 export interface CameraHealthDeps {
@@ -35,6 +41,7 @@ export class CameraHealth {
   private readonly reconnects: number[] = [];
   private readonly stalls: number[] = [];
   private firstFrameAt: number | undefined;
+  private stalledSince: number | undefined;
 
   constructor(private readonly deps: CameraHealthDeps) {
     this.since = deps.clock.now();
@@ -45,6 +52,7 @@ export class CameraHealth {
     this.firstFrameAt ??= now;
     this.frames.push(now);
     this.trim(this.frames, now, this.window);
+    this.stalledSince = undefined;
     if (this.state !== 'online') this.enter('online');
   }
 
@@ -59,7 +67,11 @@ export class CameraHealth {
   restarting(reason: 'stall' | 'exit' | 'error', err: Error): void {
     const now = this.deps.clock.monotonic();
     this.reconnects.push(now);
-    if (reason === 'stall') this.stalls.push(now);
+    if (reason === 'stall') {
+      this.stalls.push(now);
+      // Set before error(), so the status published for the change already carries it.
+      this.stalledSince ??= this.deps.clock.now();
+    }
     this.error(err);
   }
 
@@ -74,6 +86,7 @@ export class CameraHealth {
   /** The daemon stopped the camera: offline, and not because of a fault. */
   stopped(): void {
     this.lastError = null;
+    this.stalledSince = undefined;
     this.enter('offline');
   }
 
@@ -94,6 +107,7 @@ export class CameraHealth {
       fps: Math.round(this.fps(now) * 100) / 100,
       reconnectsLastHour: this.reconnects.length,
       stallsLastHour: this.stalls.length,
+      ...(this.stalledSince !== undefined ? { stalledSince: this.stalledSince } : {}),
     };
   }
 
@@ -112,6 +126,8 @@ export class CameraHealth {
   }
 
   private enter(state: CameraState): void {
+    // Ended, disabled, stopped or restarted: whatever stalled is no longer running.
+    if (state !== 'offline') this.stalledSince = undefined;
     this.state = state;
     this.since = this.deps.clock.now();
     this.deps.onChange(this.snapshot());
@@ -141,5 +157,6 @@ export function monitoredSink(slot: Omit<FrameSink, 'restarting'>, health: Camer
       slot.end();
     },
     restarting: (reason, err) => health.restarting(reason, err),
+    skipped: (file, reason) => slot.skipped?.(file, reason),
   };
 }

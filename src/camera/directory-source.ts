@@ -1,9 +1,25 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import type { Dirent } from 'node:fs';
 import { join } from 'node:path';
 import type { DirectorySourceConfig } from '../config/schema.js';
 import { LoopSource } from './loop-source.js';
 import type { SourceDeps } from './frame.js';
+import { readImageFile, type ReadFs, type ReadLimits, type ReadOutcome } from './safe-read.js';
+import { SkipLog } from './skip-log.js';
+
+export type DirectorySourceDeps = SourceDeps<DirectorySourceConfig> & {
+  /** The fs calls reads go through; node:fs unless a test makes them hang. */
+  fs?: ReadFs;
+};
+
+/** What one pass over the directory gave. */
+interface Pass {
+  emitted: number;
+  /** Files skipped or unreadable. */
+  failed: number;
+  /** The first of those, "name: why", for the camera's status. */
+  example: string | undefined;
+}
 
 const IMAGE_EXTENSIONS = ['jpg', 'jpeg', 'png', 'webp', 'gif', 'tif', 'tiff', 'bmp', 'avif'];
 const IMAGE_NAME = new RegExp(`\\.(${IMAGE_EXTENSIONS.join('|')})$`, 'i');
@@ -21,9 +37,16 @@ const RETRY_MAX_MS = 30_000;
  * on a fixed drift-free grid. A replay that had to wait for the pipeline (`realtime: false`)
  * therefore does not burst afterwards to "catch up"; it simply continues at fps.
  */
-export class DirectorySource extends LoopSource<SourceDeps<DirectorySourceConfig>> {
+export class DirectorySource extends LoopSource<DirectorySourceDeps> {
   private seq = 0;
   private lastEmit = Number.NEGATIVE_INFINITY;
+  private readonly skips = new SkipLog(this.deps.logger.child({ dir: this.deps.config.path }), () => this.deps.clock.monotonic());
+  /**
+   * A read abandoned at its timeout whose fs call has not returned yet. No other read starts
+   * meanwhile: each hung call holds one of libuv's four threads, which every fs call, DNS lookup
+   * and zlib job of the daemon shares.
+   */
+  private hung: Promise<void> | undefined;
 
   protected get label(): string {
     return `directory source ${this.deps.config.path}`;
@@ -48,8 +71,10 @@ export class DirectorySource extends LoopSource<SourceDeps<DirectorySourceConfig
         await backOff();
         continue;
       }
-      const emitted = await this.replay(names, signal, aborted);
+      this.skips.retain(names);
+      const { emitted, failed, example } = await this.replay(names, signal, aborted);
       if (signal.aborted) return;
+      if (emitted === 0 && failed > 0) this.noProgress(`no frame from the ${names.length} image file(s) of the last pass (${failed} skipped or unreadable, e.g. ${example})`);
       if (!config.loop) {
         sink.end();
         return;
@@ -72,9 +97,9 @@ export class DirectorySource extends LoopSource<SourceDeps<DirectorySourceConfig
       throw new Error(`image directory ${dir} ${why} (${(err as Error).message}); retrying`, { cause: err });
     }
     const names = entries
-      // Symlinks are kept (a link to an image is an image); one pointing at a directory or
-      // nowhere fails at readFile and is reported there, naming the path.
-      .filter((e) => (e.isFile() || e.isSymbolicLink()) && !e.name.startsWith('.') && IMAGE_NAME.test(e.name))
+      // Everything but directories: a symlink, FIFO, socket or device named like an image is
+      // refused by readImageFile, so it is logged and counted rather than silently missing.
+      .filter((e) => !e.isDirectory() && !e.name.startsWith('.') && IMAGE_NAME.test(e.name))
       .map((e) => e.name)
       // Default sort compares UTF-16 code units: the same order on every machine, unlike
       // localeCompare, whose result depends on the ICU data and locale.
@@ -85,36 +110,72 @@ export class DirectorySource extends LoopSource<SourceDeps<DirectorySourceConfig
     return names;
   }
 
-  /** One pass over `names`; returns how many frames were pushed. */
-  private async replay(names: string[], signal: AbortSignal, aborted: Promise<void>): Promise<number> {
+  /** One pass over `names`. */
+  private async replay(names: string[], signal: AbortSignal, aborted: Promise<void>): Promise<Pass> {
     const { config, sink, clock, camera } = this.deps;
     const intervalMs = 1000 / config.fps;
-    let emitted = 0;
+    const limits: ReadLimits = { maxBytes: config.max_file_bytes, timeoutMs: config.read_timeout_ms };
+    const pass: Pass = { emitted: 0, failed: 0, example: undefined };
+    const failed = (name: string, why: string): void => {
+      pass.failed += 1;
+      pass.example ??= `${name}: ${why}`;
+    };
     for (const name of names) {
       // Waiting before reading keeps capturedAt honest: it is the time the frame was handed over.
       if (!config.realtime) await Promise.race([sink.whenIdle(), aborted]);
       const wait = this.lastEmit + intervalMs - clock.monotonic();
       if (wait > 0) await clock.sleep(wait, signal);
+      if (this.hung) await this.waitForHungRead(aborted);
       if (signal.aborted) break;
 
       const path = join(config.path, name);
       const capturedAt = clock.now();
-      let data: Buffer;
+      let outcome: ReadOutcome;
       try {
-        data = await readFile(path);
+        outcome = await readImageFile(path, limits, signal, this.deps.fs);
       } catch (err) {
+        if (signal.aborted) break;
         sink.captureError(new Error(`cannot read image file ${path}: ${(err as Error).message}`, { cause: err }));
+        failed(name, (err as NodeJS.ErrnoException).code ?? 'unreadable');
         continue;
       }
-      if (signal.aborted) break;
+      if (outcome.kind === 'refused') {
+        if (outcome.pending) this.holdWhileHung(outcome.pending);
+        // Skipped, not a capture error: the camera stays online while other files give frames.
+        this.skips.note(name, outcome.reason);
+        sink.skipped?.(name, outcome.reason);
+        failed(name, outcome.reason);
+        continue;
+      }
       // A 0-byte or corrupt file is still a frame: the pipeline's decoder reports it, so the
       // operator sees the bad file instead of it silently vanishing from the replay.
       this.lastEmit = clock.monotonic();
       this.seq += 1;
-      sink.push({ camera, seq: this.seq, capturedAt, source: name, data });
-      emitted += 1;
+      sink.push({ camera, seq: this.seq, capturedAt, source: name, data: outcome.data });
+      pass.emitted += 1;
     }
-    return emitted;
+    return pass;
   }
 
+  private holdWhileHung(pending: Promise<void>): void {
+    const hung = pending.then(() => {
+      if (this.hung === hung) this.hung = undefined;
+    });
+    this.hung = hung;
+  }
+
+  private async waitForHungRead(aborted: Promise<void>): Promise<void> {
+    const timeout = this.deps.config.read_timeout_ms;
+    this.noProgress(`a read gave up after read_timeout_ms (${timeout} ms) and its fs call has still not returned (a hung NFS server or disk?); no further reads until it does`);
+    await Promise.race([this.hung, aborted]);
+  }
+
+  /**
+   * The path a stream's stall watchdog takes: offline with the reason, a stall counted, /healthz
+   * failing until a frame comes. Not also a capture error: the skips are counted already, and
+   * a status published for the error alone would show no stall yet.
+   */
+  private noProgress(why: string): void {
+    this.deps.sink.restarting('stall', new Error(`directory source ${this.deps.config.path} makes no progress: ${why}`));
+  }
 }

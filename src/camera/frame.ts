@@ -31,6 +31,12 @@ export interface FrameSink {
   whenIdle(): Promise<void>;
   /** A capture failed (the frame never existed); logged and counted, the source carries on. */
   captureError(err: Error): void;
+  /**
+   * A file the source refused to read (not a regular file, too large, too slow), `reason` in
+   * words. Counted per camera; the source logs it and goes on, so the camera's state is not
+   * changed by it. Optional: only sources that read files call it.
+   */
+  skipped?(file: string, reason: string): void;
   /** The source has nothing more to give (a directory without `loop`). */
   end(): void;
   /**

@@ -13,6 +13,20 @@ const DirectorySource = z
       .boolean()
       .default(false)
       .describe('false: wait for each frame to be taken (no drops); true: emit at fps like a live camera'),
+    max_file_bytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(1024 * 1024 * 1024)
+      .default(32 * 1024 * 1024)
+      .describe('a larger file is skipped (logged, counted), never read'),
+    read_timeout_ms: z
+      .number()
+      .int()
+      .min(100)
+      .max(600_000)
+      .default(5_000)
+      .describe('a file not read within this is skipped (a hung NFS mount); no other read starts until its fs call returns'),
   })
   .strict();
 

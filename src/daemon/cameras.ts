@@ -205,6 +205,7 @@ export class Cameras {
         dropped: counters?.dropped ?? 0,
         decode_errors: counters?.decodeErrors ?? 0,
         capture_errors: counters?.captureErrors ?? 0,
+        skipped_files: counters?.skippedFiles ?? 0,
       },
     };
   }

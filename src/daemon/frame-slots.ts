@@ -7,6 +7,8 @@ export interface CameraCounters {
   dropped: number;
   decodeErrors: number;
   captureErrors: number;
+  /** Files a directory source refused: not regular, over max_file_bytes, or too slow to read. */
+  skippedFiles: number;
   inferenceErrors: number;
   ended: boolean;
 }
@@ -54,6 +56,9 @@ export class FrameSlots {
       captureError: (err) => {
         slot.counters.captureErrors++;
         this.events.onCaptureError(camera, err);
+      },
+      skipped: () => {
+        slot.counters.skippedFiles++;
       },
       end: () => {
         slot.counters.ended = true;
@@ -131,7 +136,7 @@ export class FrameSlots {
       slot = {
         frame: undefined,
         idle: [],
-        counters: { captured: 0, classified: 0, dropped: 0, decodeErrors: 0, captureErrors: 0, inferenceErrors: 0, ended: false },
+        counters: { captured: 0, classified: 0, dropped: 0, decodeErrors: 0, captureErrors: 0, skippedFiles: 0, inferenceErrors: 0, ended: false },
       };
       this.slots.set(camera, slot);
       this.order.push(camera);

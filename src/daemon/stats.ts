@@ -19,6 +19,8 @@ export interface StatsPayload {
       classified: number;
       dropped: number;
       decode_errors: number;
+      /** Files a directory source refused (not regular, over max_file_bytes, too slow to read). */
+      skipped_files: number;
       /** Failed inferences (the worker threw, or the output held NaN/Infinity). */
       inference_errors: number;
       reconnects_last_hour: number;
@@ -67,6 +69,7 @@ export function buildStats(s: StatsSources, cpuPercent: number): StatsPayload {
       classified: c?.classified ?? 0,
       dropped: c?.dropped ?? 0,
       decode_errors: c?.decodeErrors ?? 0,
+      skipped_files: c?.skippedFiles ?? 0,
       inference_errors: c?.inferenceErrors ?? 0,
       reconnects_last_hour: h.reconnectsLastHour,
       stalls_last_hour: h.stallsLastHour,

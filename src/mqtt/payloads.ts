@@ -52,7 +52,8 @@ export interface CameraStatusPayload {
   fps: number;
   reconnects_last_hour: number;
   stalls_last_hour: number;
-  frames: { captured: number; classified: number; dropped: number; decode_errors: number; capture_errors: number };
+  /** skipped_files: files a directory source refused (not regular, too large, too slow to read). */
+  frames: { captured: number; classified: number; dropped: number; decode_errors: number; capture_errors: number; skipped_files: number };
 }
 
 /** Retained B/D/config: the outcome of the last configuration reload (SIGHUP). */

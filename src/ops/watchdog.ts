@@ -56,11 +56,20 @@ export class ServiceWatchdog {
   }
 
   /**
-   * Why inference is failing: in the last check interval with inferences, every one failed (a
-   * model that outputs NaN/Infinity, or throws). Cleared by the next classified frame.
+   * Why the service is failing though not stuck (no reason to withhold WATCHDOG=1: a restart
+   * would meet the same model or the same camera): in the last check interval with inferences,
+   * every one failed (a model that outputs NaN/Infinity, or throws), cleared by the next
+   * classified frame; or a camera makes no progress (its source reported a stall, see
+   * CameraHealthSnapshot.stalledSince), read live, cleared by that camera's next frame.
    */
   get failing(): string | undefined {
-    return this.failingWhy;
+    return this.failingWhy ?? this.stalledCameras();
+  }
+
+  private stalledCameras(): string | undefined {
+    const stalled = Object.entries(this.deps.cameras()).filter(([, h]) => h.stalledSince !== undefined);
+    if (stalled.length === 0) return undefined;
+    return stalled.map(([id, h]) => `camera ${id} makes no progress${h.lastError ? `: ${h.lastError}` : ''}`).join('; ');
   }
 
   async start(): Promise<void> {
@@ -203,7 +212,7 @@ export class ServiceWatchdog {
       mqttConnected: this.deps.mqttConnected(),
       cameras: this.deps.cameras(),
       stalled: this.stalledWhy,
-      failing: this.failingWhy,
+      failing: this.failing,
     });
   }
 

@@ -67,6 +67,29 @@ describe('CameraHealth', () => {
     expect([snap.reconnectsLastHour, snap.stallsLastHour]).toEqual([2, 1]);
   });
 
+  it('a stall marks the camera as making no progress until its next frame (or a stop, pause, end)', () => {
+    const { health, clock, changes } = setup();
+    health.frame();
+    expect(health.snapshot().stalledSince).toBeUndefined();
+    clock.advance(1_000);
+    const stalledAt = clock.now();
+    health.restarting('exit', new Error('ffmpeg exited with code 1'));
+    expect(health.snapshot().stalledSince).toBeUndefined(); // an exit is a restart, not a stall
+    health.restarting('stall', new Error('no frame for 10 s'));
+    clock.advance(5_000);
+    health.restarting('stall', new Error('no frame for 10 s'));
+    // The first stall's time is kept, and the status published for the change already carries it.
+    expect(health.snapshot()).toMatchObject({ state: 'offline', stalledSince: stalledAt, lastError: 'no frame for 10 s' });
+    expect(changes.at(-1)?.stalledSince).toBe(stalledAt);
+    health.frame();
+    expect('stalledSince' in health.snapshot()).toBe(false);
+    for (const leave of [() => health.stopped(), () => health.disabled(), () => health.ended(), () => health.restart()]) {
+      health.restarting('stall', new Error('no frame for 10 s'));
+      leave();
+      expect(health.snapshot().stalledSince).toBeUndefined();
+    }
+  });
+
   it('stays disabled or ended whatever the source says', () => {
     const { health } = setup();
     health.disabled();
@@ -82,6 +105,7 @@ describe('CameraHealth', () => {
       whenIdle: () => Promise.resolve(),
       captureError: (e) => seen.push(`error ${e.message}`),
       end: () => seen.push('end'),
+      skipped: (file, reason) => seen.push(`skipped ${file}: ${reason}`),
     };
     const sink = monitoredSink(slot, health);
     const frame: Frame = { camera: 'c', seq: 1, capturedAt: 0, source: 's', data: Buffer.alloc(1) };
@@ -89,8 +113,9 @@ describe('CameraHealth', () => {
     expect(health.snapshot().state).toBe('online');
     sink.captureError(new Error('boom'));
     sink.restarting('exit', new Error('boom'));
+    sink.skipped?.('x.jpg', 'a FIFO, not a regular file');
     sink.end();
-    expect(seen).toEqual(['push 1', 'error boom', 'end']);
+    expect(seen).toEqual(['push 1', 'error boom', 'skipped x.jpg: a FIFO, not a regular file', 'end']);
     const snap = health.snapshot();
     expect([snap.state, snap.reconnectsLastHour]).toEqual(['ended', 1]);
   });

@@ -32,7 +32,7 @@ function change(mutate: (c: Config) => void): ReturnType<typeof diffConfig> {
 const BY_KEY: Record<string, { mutate: (c: Config) => void; path: string; runtime: boolean }> = {
   device_id: { mutate: (c) => void (c.device_id = 'cfg-02'), path: 'device_id', runtime: false },
   model: { mutate: (c) => void (c.model.path = 'other.onnx'), path: 'model.path', runtime: false },
-  cameras: { mutate: (c) => void (c.cameras[0]!.source = { type: 'directory', path: './gate', fps: 5, loop: true, realtime: false }), path: 'cameras[gate].source.fps', runtime: true },
+  cameras: { mutate: (c) => void (c.cameras[0]!.source = { type: 'directory', path: './gate', fps: 5, loop: true, realtime: false, max_file_bytes: 33_554_432, read_timeout_ms: 5_000 }), path: 'cameras[gate].source.fps', runtime: true },
   mqtt: { mutate: (c) => void (c.mqtt.url = 'mqtt://broker:1883'), path: 'mqtt.url', runtime: false },
   publish: { mutate: (c) => void (c.publish.top_k = 1), path: 'publish.top_k', runtime: true },
   watch: { mutate: (c) => void (c.watch[1]!.min_score = 0.9), path: 'watch[1].min_score', runtime: true },
@@ -95,7 +95,7 @@ describe('diffConfig', () => {
   });
 
   it('names a changed source type at the source, and a whole new source key', () => {
-    const d = change((c) => void (c.cameras[1]!.source = { type: 'directory', path: './y', fps: 1, loop: false, realtime: false }));
+    const d = change((c) => void (c.cameras[1]!.source = { type: 'directory', path: './y', fps: 1, loop: false, realtime: false, max_file_bytes: 33_554_432, read_timeout_ms: 5_000 }));
     expect(d.changes.map((x) => x.path)).toEqual([
       'cameras[yard].source.type',
       'cameras[yard].source.width',
@@ -103,8 +103,10 @@ describe('diffConfig', () => {
       'cameras[yard].source.path',
       'cameras[yard].source.loop',
       'cameras[yard].source.realtime',
+      'cameras[yard].source.max_file_bytes',
+      'cameras[yard].source.read_timeout_ms',
     ]);
-    expect(d.changes.map((x) => x.kind)).toEqual(['changed', 'removed', 'removed', 'added', 'added', 'added']);
+    expect(d.changes.map((x) => x.kind)).toEqual(['changed', 'removed', 'removed', 'added', 'added', 'added', 'added', 'added']);
     expect(d.cameras.changed).toEqual(['yard']);
   });
 

@@ -30,7 +30,7 @@ describe('config', () => {
     expect(cfg.model.execution_providers).toEqual(['tensorrt', 'cuda', 'cpu']);
     expect(cfg.device_id).toMatch(/^[a-z0-9][a-z0-9_-]*$/i);
     const cam = cfg.cameras[0];
-    expect(cam?.source).toEqual({ type: 'directory', path: './photos', fps: 1, loop: false, realtime: false });
+    expect(cam?.source).toEqual({ type: 'directory', path: './photos', fps: 1, loop: false, realtime: false, max_file_bytes: 32 * 1024 * 1024, read_timeout_ms: 5_000 });
   });
 
   it('accepts the example from the README/issue', () => {

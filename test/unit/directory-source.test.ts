@@ -1,11 +1,16 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, open, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { resourceUsage } from 'node:process';
 import { pino } from 'pino';
 import sharp from 'sharp';
 import { DirectorySource } from '../../src/camera/directory-source.js';
 import type { Frame, FrameSink } from '../../src/camera/frame.js';
+import { CameraHealth, monitoredSink } from '../../src/camera/camera-health.js';
+import type { ReadFs } from '../../src/camera/safe-read.js';
+import { FrameSlots } from '../../src/daemon/frame-slots.js';
 import type { DirectorySourceConfig } from '../../src/config/schema.js';
 import { createSystemClock } from '../../src/ops/clock.js';
 
@@ -16,6 +21,8 @@ import { createSystemClock } from '../../src/ops/clock.js';
 class RecordingSink implements FrameSink {
   frames: Frame[] = [];
   errors: Error[] = [];
+  skips: { file: string; reason: string }[] = [];
+  stalls: Error[] = [];
   ended = 0;
   private slotFull = false;
   private idleWaiters: (() => void)[] = [];
@@ -40,8 +47,15 @@ class RecordingSink implements FrameSink {
     this.ended += 1;
     this.notify();
   }
-  restarting(): void {
-    throw new Error('a directory source never restarts');
+  /** A directory source "restarts" only to say it makes no progress: a stall, as a stream's watchdog says it. */
+  restarting(reason: 'stall' | 'exit' | 'error', err: Error): void {
+    if (reason !== 'stall') throw new Error(`a directory source never restarts for ${reason}`);
+    this.stalls.push(err);
+    this.notify();
+  }
+  skipped(file: string, reason: string): void {
+    this.skips.push({ file, reason });
+    this.notify();
   }
   take(): void {
     this.slotFull = false;
@@ -67,7 +81,7 @@ const logger = pino({ level: 'silent' });
 const clock = createSystemClock();
 
 function config(path: string, over: Partial<DirectorySourceConfig> = {}): DirectorySourceConfig {
-  return { type: 'directory', path, fps: 100, loop: false, realtime: false, ...over };
+  return { type: 'directory', path, fps: 100, loop: false, realtime: false, max_file_bytes: 32 * 1024 * 1024, read_timeout_ms: 5_000, ...over };
 }
 
 async function png(path: string, rgb: [number, number, number]): Promise<void> {
@@ -209,5 +223,157 @@ describe('DirectorySource', () => {
     expect(performance.now() - t0).toBeLessThan(1_000);
     expect(held.ended).toBe(0);
     expect(held.frames).toHaveLength(1);
+  });
+});
+
+describe('DirectorySource with hostile files', () => {
+  const MIB = 1024 * 1024;
+  let hostile: string;
+
+  async function jpeg(path: string): Promise<void> {
+    await sharp({ create: { width: 8, height: 6, channels: 3, background: '#808080' } }).jpeg().toFile(path);
+  }
+
+  beforeEach(async () => {
+    hostile = await mkdtemp(join(tmpdir(), 'dirsrc-hostile-'));
+  });
+
+  afterEach(async () => {
+    await rm(hostile, { recursive: true, force: true });
+  });
+
+  /** The files the issue reproduced with, each followed by a good JPEG. */
+  async function writeHostileFiles(at: string): Promise<void> {
+    await jpeg(join(at, 'a-good.jpg'));
+    await symlink('/dev/zero', join(at, 'b-zero.jpg'));
+    await jpeg(join(at, 'c-good.jpg'));
+    execFileSync('mkfifo', [join(at, 'd-fifo.jpg')]);
+    await jpeg(join(at, 'e-good.jpg'));
+    await symlink(join(at, 'd-fifo.jpg'), join(at, 'f-fifo-link.jpg'));
+    await jpeg(join(at, 'g-good.jpg'));
+    // Sparse: 1.5 GB of size, no disk.
+    await writeFile(join(at, 'h-sparse.jpg'), '');
+    await truncate(join(at, 'h-sparse.jpg'), 1536 * MIB);
+    await jpeg(join(at, 'i-good.jpg'));
+  }
+
+  it('skips a /dev/zero symlink, a FIFO, a FIFO symlink and a 1.5 GB sparse file, counting each with its reason; the good frames arrive', async () => {
+    await writeHostileFiles(hostile);
+    const sink = new RecordingSink();
+    const peakBefore = resourceUsage().maxRSS; // KiB, the process's high-water mark
+    const t0 = performance.now();
+    await makeSource(sink, {}, hostile).start();
+    await sink.until(() => sink.ended > 0);
+
+    expect(sink.frames.map((f) => f.source)).toEqual(['a-good.jpg', 'c-good.jpg', 'e-good.jpg', 'g-good.jpg', 'i-good.jpg']);
+    expect(sink.skips).toEqual([
+      { file: 'b-zero.jpg', reason: 'a character device, not a regular file' },
+      { file: 'd-fifo.jpg', reason: 'a FIFO, not a regular file' },
+      { file: 'f-fifo-link.jpg', reason: 'a FIFO, not a regular file' },
+      { file: 'h-sparse.jpg', reason: '1536.0 MiB, more than max_file_bytes (32.0 MiB)' },
+    ]);
+    // Skipped files are not capture errors: frames came, the camera made progress.
+    expect(sink.errors).toEqual([]);
+    expect(sink.stalls).toEqual([]);
+    expect(performance.now() - t0).toBeLessThan(3_000);
+    // The old code read the sparse file whole (+1.5 GB) and /dev/zero until memory ran out.
+    const grewMiB = (resourceUsage().maxRSS - peakBefore) / 1024;
+    expect(grewMiB).toBeLessThan(200);
+  });
+
+  it('a FIFO alone does not hang the source: it is skipped at once and stop() returns promptly', async () => {
+    execFileSync('mkfifo', [join(hostile, 'x.jpg')]);
+    await symlink(join(hostile, 'x.jpg'), join(hostile, 'y.jpg'));
+    const sink = new RecordingSink();
+    const source = makeSource(sink, { loop: true }, hostile);
+    await source.start();
+    await sink.until(() => sink.skips.length >= 2, 2_000);
+    const t0 = performance.now();
+    await source.stop();
+    expect(performance.now() - t0).toBeLessThan(500);
+  });
+
+  it('a file that claims size 0 and keeps giving data (procfs) is cut at max_file_bytes', async () => {
+    await symlink('/proc/self/maps', join(hostile, 'maps.jpg'));
+    await jpeg(join(hostile, 'z.jpg'));
+    const sink = new RecordingSink();
+    await makeSource(sink, { max_file_bytes: 1024 }, hostile).start();
+    await sink.until(() => sink.ended > 0);
+    expect(sink.skips).toEqual([{ file: 'maps.jpg', reason: 'grew past max_file_bytes (1024 bytes) while being read' }]);
+    expect(sink.frames.map((f) => f.source)).toEqual(['z.jpg']);
+  });
+
+  it('a directory of only bad files makes no progress: the camera goes offline with the reason and counts a stall', async () => {
+    await symlink('/dev/zero', join(hostile, 'zero.jpg'));
+    execFileSync('mkfifo', [join(hostile, 'fifo.jpg')]);
+    const slots = new FrameSlots({ onFrame: () => undefined, onDrop: () => undefined, onCaptureError: () => undefined, onEnd: () => undefined });
+    const health = new CameraHealth({ clock, onChange: () => undefined });
+    const recording = new RecordingSink();
+    const monitored = monitoredSink(slots.sink('cam1'), health);
+    // Both: the real health and counters, and a record of the calls to wait on.
+    const sink: FrameSink = {
+      ...monitored,
+      captureError: (err) => (monitored.captureError(err), recording.captureError(err)),
+      restarting: (reason, err) => (monitored.restarting(reason, err), recording.restarting(reason, err)),
+      skipped: (file, reason) => (monitored.skipped?.(file, reason), recording.skipped(file, reason)),
+    };
+    await makeSource(sink, { loop: true }, hostile).start();
+    await recording.until(() => recording.stalls.length >= 1);
+
+    const why = recording.stalls[0]!.message;
+    expect(why).toBe(
+      `directory source ${hostile} makes no progress: no frame from the 2 image file(s) of the last pass ` +
+        '(2 skipped or unreadable, e.g. fifo.jpg: a FIFO, not a regular file)',
+    );
+    const snap = health.snapshot();
+    expect(snap).toMatchObject({ state: 'offline', lastError: why, stallsLastHour: 1, stalledSince: expect.any(Number) });
+    expect(slots.counters('cam1')).toMatchObject({ skippedFiles: 2, captured: 0, captureErrors: 0 });
+  });
+
+  it('a read that hangs is abandoned at read_timeout_ms, no other read starts until it returns, and stop() stays prompt', async () => {
+    await jpeg(join(hostile, 'a.jpg'));
+    await jpeg(join(hostile, 'b-hangs.jpg'));
+    await jpeg(join(hostile, 'c.jpg'));
+    // An NFS server that stops answering: open() of one file returns only when released.
+    let release: (() => void) | undefined;
+    const opened: string[] = [];
+    const fs: ReadFs = {
+      stat: (path) => stat(path),
+      open: async (path, flags) => {
+        opened.push(basename(path));
+        if (path.endsWith('b-hangs.jpg')) await new Promise<void>((resolve) => (release = resolve));
+        return open(path, flags);
+      },
+    };
+    const sink = new RecordingSink();
+    const source = new DirectorySource({ camera: 'cam1', config: config(hostile, { read_timeout_ms: 200 }), logger, clock, sink, fs });
+    sources.push(source);
+    await source.start();
+
+    await sink.until(() => sink.stalls.length >= 1);
+    expect(sink.skips).toEqual([{ file: 'b-hangs.jpg', reason: 'not read within 200 ms (read_timeout_ms)' }]);
+    expect(sink.stalls[0]!.message).toMatch(/makes no progress: a read gave up after read_timeout_ms \(200 ms\) and its fs call has still not returned/);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(opened).toEqual(['a.jpg', 'b-hangs.jpg']); // c.jpg waits: one hung thread at most
+
+    release!();
+    await sink.until(() => sink.ended > 0);
+    expect(sink.frames.map((f) => f.source)).toEqual(['a.jpg', 'c.jpg']);
+  });
+
+  it('stop() returns promptly while a read hangs, and while it waits for a hung one', async () => {
+    await jpeg(join(hostile, 'a.jpg'));
+    await jpeg(join(hostile, 'b.jpg'));
+    const never: ReadFs = { stat: () => new Promise(() => undefined), open: () => new Promise(() => undefined) };
+    for (const timeout of [60_000, 100]) {
+      const sink = new RecordingSink();
+      const source = new DirectorySource({ camera: 'cam1', config: config(hostile, { read_timeout_ms: timeout, loop: true }), logger, clock, sink, fs: never });
+      await source.start();
+      await new Promise((r) => setTimeout(r, 300)); // inside the read, or (100 ms) past it and waiting
+      if (timeout === 100) expect(sink.stalls.length).toBeGreaterThanOrEqual(1);
+      const t0 = performance.now();
+      await source.stop();
+      expect(performance.now() - t0).toBeLessThan(200);
+    }
   });
 });

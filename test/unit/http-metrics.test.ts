@@ -11,7 +11,7 @@ function health(state: CameraState, extra: Partial<CameraHealthSnapshot> = {}): 
 }
 
 function counters(extra: Partial<CameraCounters> = {}): CameraCounters {
-  return { captured: 0, classified: 0, dropped: 0, decodeErrors: 0, captureErrors: 0, inferenceErrors: 0, ended: false, ...extra };
+  return { captured: 0, classified: 0, dropped: 0, decodeErrors: 0, captureErrors: 0, skippedFiles: 0, inferenceErrors: 0, ended: false, ...extra };
 }
 
 /** A daemon as plain data, mutable between scrapes. */

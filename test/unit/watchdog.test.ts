@@ -101,6 +101,27 @@ function setup(overrides: Partial<ConstructorParameters<typeof ServiceWatchdog>[
 }
 
 describe('ServiceWatchdog with the real pipeline', () => {
+  it('a camera that makes no progress (its source reported a stall) is "failing" for /healthz, live, without withholding pings', async () => {
+    let cameras: Record<string, CameraHealthSnapshot> = {};
+    const snap = (over: Partial<CameraHealthSnapshot>): CameraHealthSnapshot => ({ state: 'online', since: 0, lastError: null, fps: 1, reconnectsLastHour: 0, stallsLastHour: 0, ...over });
+    const t = setup({ cameras: () => cameras });
+    await t.pipeline.start();
+    await t.watchdog.start();
+    cameras = { door: snap({}), yard: snap({ state: 'offline', lastError: 'connection refused' }) };
+    expect(t.watchdog.failing, 'offline is an honest wait').toBeUndefined();
+    const why = 'directory source /srv/yard makes no progress: no frame from the 2 image file(s) of the last pass';
+    cameras = { door: snap({}), yard: snap({ state: 'offline', lastError: why, stallsLastHour: 1, stalledSince: 1 }) };
+    expect(t.watchdog.failing).toBe(`camera yard makes no progress: ${why}`);
+    expect(t.watchdog.stalled).toBeUndefined();
+    const pings = t.pings().length;
+    await t.clock.advance(1_000);
+    expect(t.pings().length, 'a restart would not fix the files: pings go on').toBeGreaterThan(pings);
+    cameras = { door: snap({}), yard: snap({ stallsLastHour: 1 }) }; // a frame came: cleared
+    expect(t.watchdog.failing).toBeUndefined();
+    await t.watchdog.stop();
+    await t.pipeline.stop();
+  });
+
   it('every inference failing (NaN outputs) is "failing" for /healthz, keeps the pings, and clears on a classified frame', async () => {
     const t = setup();
     await t.pipeline.start();
