@@ -136,6 +136,14 @@ describe('startup errors', () => {
     expect(check.code).toBe(78);
   });
 
+  it('a 60 MB config file is refused before it is parsed, exit 78', async () => {
+    // Issue 12 "held": it did, but parsing it cost 2.2 GB of RSS and 8 s, more than a Pi has.
+    const p = config(`model: { path: ${model}, labels: ${labels} }\n${cameras()}notes: "${'a'.repeat(60_000_000)}"\n`);
+    const r = await runCli(['run', '--config', p]);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/\(root\): the file is 600\d{5} bytes; a configuration is at most 4194304/);
+  });
+
   it('an unreadable secret file named by the config exits 78 with its key', async () => {
     const p = config(`model: { path: ${model}, labels: ${labels}, execution_providers: [cpu] }\n${cameras()}mqtt: { url: "mqtt://127.0.0.1:9", password_file: ${dir}/no-such-secret }\nstate_dir: ${dir}/state\nhttp: { enabled: false }\n`);
     const r = await runCli(['run', '--config', p]);

@@ -22,7 +22,7 @@ function fakeDaemon() {
       | undefined,
     health: { door: health('online', { fps: 4.5 }), yard: health('offline', { lastError: 'connection refused', reconnectsLastHour: 3 }) } as Record<string, CameraHealthSnapshot>,
     counters: {
-      door: counters({ captured: 120, classified: 100, dropped: 17, decodeErrors: 2, inferenceErrors: 1 }),
+      door: counters({ captured: 120, classified: 100, dropped: 17, decodeErrors: 2, inferenceErrors: 1, skippedFiles: 4 }),
       yard: counters({ captureErrors: 5 }),
     } as Record<string, CameraCounters>,
     mqtt: { connected: true, queued: 3, sent: 99, droppedOffline: 7 } as { connected: boolean; queued: number; sent: number; droppedOffline: number } | undefined,
@@ -52,6 +52,8 @@ describe('daemon metrics', () => {
     expect(value(e, 'edge_classifier_frames_errored_total', { camera: 'door', stage: 'decode' })).toBe(2);
     expect(value(e, 'edge_classifier_frames_errored_total', { camera: 'door', stage: 'inference' })).toBe(1);
     expect(value(e, 'edge_classifier_frames_errored_total', { camera: 'yard', stage: 'capture' })).toBe(5);
+    expect(value(e, 'edge_classifier_files_skipped_total', { camera: 'door' })).toBe(4);
+    expect(value(e, 'edge_classifier_files_skipped_total', { camera: 'yard' })).toBe(0);
     for (const name of ['frames_captured', 'frames_classified', 'frames_dropped', 'frames_errored', 'mqtt_sent_messages', 'mqtt_dropped_messages']) {
       expect(e.types.get(`edge_classifier_${name}_total`), name).toBe('counter');
     }

@@ -103,6 +103,7 @@ export function createDaemonMetrics(deps: DaemonMetricsDeps): DaemonMetrics {
       [{ camera, stage: 'inference' }, c.inferenceErrors],
     ]),
   );
+  mirroredCounter(registry, `${P}files_skipped_total`, 'Files a directory source skipped: not a regular file, over max_file_bytes, or not read within read_timeout_ms.', ['camera'], perCamera((c) => c.skippedFiles));
 
   const health = () => Object.entries(view.cameras()?.health() ?? {});
   mirroredGauge(registry, `${P}camera_up`, '1 while the camera delivers frames (state online).', ['camera'], () =>
