@@ -1,4 +1,5 @@
 import sharp from 'sharp';
+import { seededRandom } from '../ops/seeded-random.js';
 
 /**
  * In-memory frames for the bench: camera-like 640x480 JPEGs, or packed RGB24 at the model's
@@ -9,21 +10,10 @@ import sharp from 'sharp';
 export const JPEG_WIDTH = 640;
 export const JPEG_HEIGHT = 480;
 
-/** Deterministic PRNG (mulberry32): the same frames on every run, so runs are comparable. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Packed RGB: a diagonal gradient whose direction and hue differ per frame, plus noise. */
 export function syntheticRgb(width: number, height: number, index: number): Buffer {
-  const rand = prng(0x5eed + index);
+  // Seeded: the same frames on every run, so runs are comparable.
+  const rand = seededRandom(0x5eed + index);
   const pixels = Buffer.alloc(width * height * 3);
   const phase = [rand() * 255, rand() * 255, rand() * 255];
   const dx = 0.5 + rand();

@@ -16,6 +16,7 @@
  * synth.ts centres it on measured features, without which every image gets the same top-1.
  */
 import type { ModelDef, NodeDef, TensorDef } from './onnx-writer.js';
+import { seededRandom } from '../ops/seeded-random.js';
 
 /** A value's shape; dim 0 is the symbolic batch dim. */
 export type Shape = (number | string)[];
@@ -48,22 +49,7 @@ const BRANCH_DAMPING = 0.25;
 /** Folded-BN bias range, in units of the (roughly unit) activation magnitude. */
 const BIAS_RANGE = 0.1;
 
-/**
- * mulberry32: a tiny, fast 32-bit PRNG (passes SmallCrush), plenty for synthetic weights.
- * Returns uniform floats in [0, 1); no per-call allocation, so 25 M draws take ~100 ms.
- */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** A 32-bit hash of (seed, tensor index): each tensor gets its own independent stream. */
+/** A 32-bit hash of (seed, tensor index): each tensor gets its own independent seededRandom stream. */
 function streamSeed(seed: number, index: number): number {
   let h = Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(index + 1, 0xc2b2ae35);
   h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
@@ -84,7 +70,7 @@ class Builder {
     const rows = dims[0]!;
     const fanIn = dims.slice(1).reduce((a, b) => a * b, 1);
     const data = new Float32Array(rows * fanIn);
-    const rand = mulberry32(streamSeed(this.seed, this.tensors++));
+    const rand = seededRandom(streamSeed(this.seed, this.tensors++));
     // Uniform on [-a, a] has variance a^2/3; a = sqrt(6/fanIn) gives He's 2/fanIn.
     const a = gain * Math.sqrt(6 / fanIn);
     for (let r = 0; r < rows; r++) {
@@ -98,7 +84,7 @@ class Builder {
 
   private bias(name: string, n: number, range: number): string {
     const data = new Float32Array(n);
-    const rand = mulberry32(streamSeed(this.seed, this.tensors++));
+    const rand = seededRandom(streamSeed(this.seed, this.tensors++));
     for (let i = 0; i < n; i++) data[i] = (rand() * 2 - 1) * range;
     return this.add(name, [n], data);
   }

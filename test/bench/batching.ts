@@ -38,23 +38,10 @@ import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { buildDemoModel } from '../../src/modelgen/demo-model.js';
 import { synthesizeResnet50 } from '../../src/modelgen/synth.js';
+import { seededRandom } from '../../src/ops/seeded-random.js';
 import { fileURLToPath } from 'node:url';
 
 const SIZE = 224;
-
-// ---------------------------------------------------------------------------------------------
-// Deterministic pseudo-random numbers (mulberry32), so every run uses the same data.
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Quiet-machine guard. Other processes (builds, test runs) share the 2 cores; a block of runs
@@ -104,7 +91,7 @@ const MODELS: Record<string, ModelSource> = {
 
 /** A pool of distinct preprocessed-looking frames (ImageNet-normalized range, about [-2, 2.6]). */
 function makeFrames(count: number, size: number): Float32Array[] {
-  const rand = rng(12345);
+  const rand = seededRandom(12345); // the same data on every run
   return Array.from({ length: count }, () => {
     const f = new Float32Array(3 * size * size);
     for (let i = 0; i < f.length; i++) f[i] = rand() * 4.6 - 2;

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import sharp from 'sharp';
 import { freePort } from './ports.js';
+import { seededBytes } from '../../src/ops/seeded-random.js';
 
 export interface MjpegServerOptions {
   port?: number;
@@ -123,7 +124,7 @@ export class MjpegServer {
     const junk = path === '/junk';
     const timer = setInterval(() => {
       if (this.stalled || res.writableNeedDrain) return;
-      const body = junk ? randomBytes(this.frames[0]!.length) : this.nextFrame();
+      const body = junk ? seededBytes(this.frames[0]!.length, 0x12345678) : this.nextFrame();
       res.write(`--${BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: ${body.length}\r\n\r\n`);
       res.write(body);
       res.write('\r\n');
@@ -150,12 +151,3 @@ export class MjpegServer {
   }
 }
 
-function randomBytes(n: number): Buffer {
-  const b = Buffer.allocUnsafe(n);
-  let x = 0x12345678;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
-}

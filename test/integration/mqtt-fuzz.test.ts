@@ -6,21 +6,10 @@ import { Mosquitto } from '../helpers/mosquitto.js';
 import { MqttCollector } from '../helpers/mqtt-collector.js';
 import { startCli, type Started } from '../helpers/cli.js';
 import { colourImage, tempDir, writeColourModel } from '../helpers/fixtures.js';
+import { seededRandom } from '../../src/ops/seeded-random.js';
 
 // 1,000 fuzzed requests against the real daemon: random bytes, deep JSON, huge strings, wrong
 // types, unknown commands. The daemon must stay up and answer every request.
-
-/** Deterministic PRNG (mulberry32), so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('command fuzzing', () => {
   let broker: Mosquitto;
@@ -66,7 +55,7 @@ describe('command fuzzing', () => {
 
   it('survives 1,000 fuzzed requests and answers every one', async () => {
     const seed = 20261126;
-    const rand = rng(seed);
+    const rand = seededRandom(seed); // deterministic, so a failure can be replayed
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
     const commands = ['snapshot', 'set', 'update-check', 'resume', 'classify', 'nope', 'x'.repeat(40), 'ÿ-bad', ''] as const;
     const junkValue = (): unknown =>

@@ -10,6 +10,7 @@ import {
   inputDims,
 } from '../../src/vision/preprocess.js';
 import { PRESETS } from '../../src/vision/presets.js';
+import { seededBytes } from '../../src/ops/seeded-random.js';
 import { float32ToFloat16Bits } from '../../src/vision/float16.js';
 
 type Rgb = [number, number, number];
@@ -214,8 +215,7 @@ describe('decodeAndCrop: frames that cannot be decoded', () => {
   });
 
   it('random bytes and a text file', async () => {
-    let seed = 12345;
-    const noise = Buffer.from(Array.from({ length: 4096 }, () => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24));
+    const noise = seededBytes(4096, 12345);
     expect((await decodeError(noise)).message).toMatch(/^cannot decode image: .*unsupported image format/i);
     const text = Buffer.from('camera: front\nfps: 2\n# not an image\n');
     expect((await decodeError(text)).message).toMatch(/^cannot decode image: .*unsupported image format/i);
