@@ -91,7 +91,7 @@ describe("the daemon's own checks, on an open broker", () => {
       const refused = daemon.logs().filter((l) => l.msg === 'command refused');
       // Rate-limited: one line for the burst, not one per request.
       expect(refused).toHaveLength(1);
-      expect(daemon.logs().some((l) => l.msg === 'control commands are refused until commands.secret_file or commands.clients is set')).toBe(true);
+      expect(daemon.logs().some((l) => l.msg === 'control commands will not run until commands.secret_file or commands.clients is set')).toBe(true);
     } finally {
       await stop(daemon);
       await anon.close();

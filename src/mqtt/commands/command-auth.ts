@@ -98,7 +98,7 @@ export function logCommandAccess(logger: Pick<Logger, 'warn' | 'info'>, auth: Pi
         'control commands are open: any client that can publish there can fetch camera images, pause cameras and change settings; restrict the topic with a broker ACL (docs/mqtt.md#security) or set commands.control: authorised',
       );
     } else if (policy === 'authorised' && !auth.hasSecrets) {
-      logger.info({ topics: requestTopics }, `${access} commands are refused until commands.secret_file or commands.clients is set`);
+      logger.info({ topics: requestTopics }, `${access} commands will not run until commands.secret_file or commands.clients is set`);
     }
   }
 }
