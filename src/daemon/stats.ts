@@ -2,35 +2,9 @@ import { memoryUsage, cpuUsage } from 'node:process';
 import type { CameraHealthSnapshot } from '../camera/camera-health.js';
 import type { CameraCounters } from './frame-slots.js';
 import type { ModelRef } from '../mqtt/payloads.js';
+import type { StatsPayload } from './stats-schema.js';
 
-export interface StatsPayload {
-  v: 1;
-  device: string;
-  ts: string;
-  uptime_s: number;
-  cpu_percent: number;
-  memory: { rss_mb: number; heap_used_mb: number };
-  cameras: Record<
-    string,
-    {
-      state: string;
-      fps: number;
-      captured: number;
-      classified: number;
-      dropped: number;
-      decode_errors: number;
-      /** Files a directory source refused (not regular, over max_file_bytes, too slow to read). */
-      skipped_files: number;
-      /** Failed inferences (the worker threw, or the output held NaN/Infinity). */
-      inference_errors: number;
-      reconnects_last_hour: number;
-      stalls_last_hour: number;
-    }
-  >;
-  inference_ms: { p50: number; p95: number; samples: number };
-  mqtt: { connected: boolean; queued: number; sent: number; dropped: number };
-  model: ModelRef | null;
-}
+export type { StatsPayload } from './stats-schema.js';
 
 export interface StatsSources {
   deviceId: string;

@@ -6,7 +6,7 @@ import { createTopics, type Topics } from './topics.js';
 import { topicMatches } from './topic-match.js';
 import { clientOptions, reconnectDelay } from './client-options.js';
 import { redactUrl } from '../ops/redact-url.js';
-import type { AvailabilityState, CameraStatusPayload, PredictionPayload, StatusPayload } from './payloads.js';
+import type { AvailabilityState, CameraStatusPayload, LabelEventPayload, PredictionPayload, StatusPayload } from './payloads.js';
 import type { LabelEvent } from './label-watch.js';
 import { join } from 'node:path';
 import { Outbox } from './outbox/index.js';
@@ -178,7 +178,7 @@ export class MqttPublisher {
 
   /** Label switches are events: queued like predictions, kept when predictions are dropped. */
   publishLabelEvent(e: LabelEvent): void {
-    const payload = { v: 1, camera: e.camera, label: e.label, state: e.state, score: e.score, ts: new Date(this.deps.clock.now()).toISOString() };
+    const payload: LabelEventPayload = { v: 1, camera: e.camera, label: e.label, state: e.state, score: e.score, ts: new Date(this.deps.clock.now()).toISOString() };
     const topic = this.topics.label(e.camera, e.slug);
     const text = JSON.stringify(payload);
     this.retained.set(topic, text);

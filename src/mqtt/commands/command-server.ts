@@ -5,6 +5,7 @@ import type { MqttPublisher } from '../mqtt-publisher.js';
 import { formatPath } from '../../config/config-error.js';
 import type { CommandAccess, CommandAuth, Credentials } from './command-auth.js';
 import { parseRequest, replyTopic, type RequestProperties } from './command-request.js';
+import type { ResponsePayload } from '../payloads.js';
 
 /** A command: what it may do, its parameters' schema and what it does. Handlers throw to answer with an error. */
 export interface Command<S extends z.ZodType = z.ZodType> {
@@ -23,12 +24,8 @@ export interface CommandServerDeps {
   maxConcurrent?: number;
 }
 
-export interface CommandResponse {
-  status: 'ok' | 'error';
-  data: unknown;
-  error: string | null;
-  transaction: string | number | null;
-}
+/** The reply on B/D/response/<command>; its schema is payload-schemas/response.ts. */
+export type CommandResponse = ResponsePayload;
 
 type PrivateReply = Pick<IClientPublishOptions, 'properties'> & { topic: string };
 
