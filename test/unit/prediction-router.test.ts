@@ -4,7 +4,6 @@ import { LabelWatcher, resolveRules, type LabelEvent } from '../../src/mqtt/labe
 import type { PublishConfig } from '../../src/config/schema.js';
 import type { PredictionPayload } from '../../src/mqtt/payloads.js';
 import type { ClassifiedFrame } from '../../src/daemon/pipeline.js';
-import { reconnectDelay } from '../../src/mqtt/client-options.js';
 import type { Clock } from '../../src/ops/clock.js';
 
 const labels = ['cat', 'dog', 'fox'];
@@ -57,12 +56,5 @@ describe('PredictionRouter', () => {
     const { router, events, frame } = setup({ min_score: 0.9 });
     router.handle(frame(1, [0.1, 0.1, 0.8]));
     expect(events).toEqual([{ camera: 'c', slug: 'fox', label: 'fox', state: 'ON', score: 0.8 }]);
-  });
-});
-
-describe('reconnectDelay', () => {
-  it('doubles from 1 s to the cap, with up to 30% jitter below it', () => {
-    expect([0, 1, 2, 3, 10].map((a) => reconnectDelay(a, 8_000, () => 1))).toEqual([1_000, 2_000, 4_000, 8_000, 8_000]);
-    expect(reconnectDelay(2, 8_000, () => 0)).toBe(2_800);
   });
 });
