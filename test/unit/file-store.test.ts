@@ -9,6 +9,7 @@ import { parseLog, type LogRecord } from '../../src/mqtt/outbox/records.js';
 import { createSystemClock } from '../../src/ops/clock.js';
 import type { Logger } from '../../src/ops/logger.js';
 import { tempDir } from '../helpers/fixtures.js';
+import { ack, outboxStoreContract } from '../contracts/outbox-store.contract.js';
 
 interface LogLine {
   level: number;
@@ -39,52 +40,24 @@ function prediction(n: number): { topic: string; payload: string; qos: 1; retain
   return { topic: 'ec/dev/cam/prediction', payload: JSON.stringify({ seq: n, label: 'café "x"\n' }), qos: 1, retain: false, kind: 'prediction' };
 }
 
-/** Delivers (acks) the first `n` queued messages, then stops delivering. */
-async function ack(outbox: Outbox, n: number): Promise<void> {
-  let left = n;
-  const ac = new AbortController();
-  await outbox.deliver(
-    () => {
-      if (left <= 0) return Promise.reject(new Error('enough'));
-      if (--left === 0) setImmediate(() => ac.abort());
-      return Promise.resolve();
-    },
-    { signal: ac.signal },
-  );
-}
-
 function records(path: string): LogRecord[] {
   return parseLog(readFileSync(path)).records;
 }
 
+// Ordering, the bound, acks, windows, stop() and what a reopen restores: the same promises as
+// the memory store, on real files; 'interval' with a long interval shows that stop() writes out.
+for (const fsync of ['always', 'interval'] as const) {
+  outboxStoreContract(
+    `file store, fsync ${fsync}`,
+    () => {
+      const path = join(tempDir(), 'outbox.log');
+      return { open: ({ logger, config }) => new Outbox({ logger, clock, config: { ...config, disk: { path, max_bytes: 10 * 1024 * 1024, fsync, fsync_interval_ms: 60_000 } } }) };
+    },
+    { reopen: 'restored', disk: 'ok' },
+  );
+}
+
 describe('FileStore', () => {
-  it('persists the unacked messages and restores them, in order, with ids continuing', async () => {
-    const path = join(tempDir(), 'outbox.log');
-    const a = await openOutbox(diskConfig(path));
-    for (let i = 1; i <= 10; i++) a.outbox.enqueue(prediction(i));
-    await ack(a.outbox, 4);
-    a.outbox.enqueue({ topic: 'ec/dev/status', payload: 'online', qos: 1, retain: true, kind: 'status' });
-    expect(await a.outbox.flush()).toBe(true);
-    const before = a.outbox.messages();
-    await a.outbox.stop();
-
-    const b = await openOutbox(diskConfig(path));
-    expect(b.outbox.messages()).toEqual(before);
-    expect(before.map((m) => m.id)).toEqual([5, 6, 7, 8, 9, 10, 11]);
-    expect(b.logs.find((l) => l.msg.includes('restored'))?.queued).toBe(7);
-    expect(b.outbox.enqueue(prediction(11)).id).toBe(12);
-    await b.outbox.stop();
-
-    // Everything acked: the rewritten log keeps the next id in its meta record.
-    const c = await openOutbox(diskConfig(path));
-    await ack(c.outbox, 8);
-    await c.outbox.stop();
-    const d = await openOutbox(diskConfig(path));
-    expect(d.outbox.messages()).toEqual([]);
-    expect(d.outbox.enqueue(prediction(0)).id).toBe(13);
-    await d.outbox.stop();
-  });
-
   it('recovers from a log cut at every byte offset: complete records kept, a torn last one skipped', async () => {
     const dir = tempDir();
     const path = join(dir, 'outbox.log');

@@ -1,235 +1,30 @@
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { Outbox, type OutboxConfig, type Send } from '../../src/mqtt/outbox/index.js';
-import type { MessageKind, OutboxMessage } from '../../src/mqtt/outbox/index.js';
+import { Outbox, type OutboxConfig } from '../../src/mqtt/outbox/index.js';
 import { createSystemClock } from '../../src/ops/clock.js';
+import { outboxStoreContract } from '../contracts/outbox-store.contract.js';
 
-interface LogLine {
-  level: number;
-  msg: string;
-  [k: string]: unknown;
-}
+const clock = createSystemClock();
 
-async function makeOutbox(config: Partial<OutboxConfig> = {}): Promise<{ outbox: Outbox; logs: LogLine[] }> {
-  const logs: LogLine[] = [];
-  const logger = pino({ level: 'debug' }, { write: (s: string) => void logs.push(JSON.parse(s) as LogLine) });
-  const outbox = new Outbox({ logger, clock: createSystemClock(), config: { max_messages: 1000, window: 1, ...config } });
+// Ordering, the bound, acks, windows, stop() and reopen: the same promises as the disk store.
+outboxStoreContract('memory', () => ({ open: ({ logger, config }) => new Outbox({ logger, clock, config }) }), { reopen: 'lost', disk: 'off' });
+
+async function makeOutbox(config: Partial<OutboxConfig> = {}): Promise<Outbox> {
+  const outbox = new Outbox({ logger: pino({ level: 'silent' }), clock, config: { max_messages: 1000, window: 1, ...config } });
   await outbox.start();
-  return { outbox, logs };
+  return outbox;
 }
 
-function msg(kind: MessageKind, n: number | string, topic = `t/${kind}`): { topic: string; payload: string; qos: 1; retain: boolean; kind: MessageKind } {
-  return { topic, payload: `${kind[0]}${n}`, qos: 1, retain: kind === 'status', kind };
-}
-
-function queuedPayloads(outbox: Outbox): string[] {
-  return outbox.messages().map((m) => m.payload);
-}
-
-/** A send the test settles by hand, in any order. */
-function manualSend(): { send: Send; pending: { msg: OutboxMessage; ok: () => void; fail: (e?: Error) => void }[] } {
-  const pending: { msg: OutboxMessage; ok: () => void; fail: (e?: Error) => void }[] = [];
-  const send: Send = (m) =>
-    new Promise<void>((resolve, reject) => pending.push({ msg: m, ok: resolve, fail: (e) => reject(e ?? new Error('no PUBACK')) }));
-  return { send, pending };
-}
-
-const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
-
-describe('Outbox', () => {
-  it('assigns increasing ids and delivers in order, waiting for new messages', async () => {
-    const { outbox } = await makeOutbox({ window: 4 });
-    const delivered: string[] = [];
-    const ac = new AbortController();
-    const ids = [outbox.enqueue(msg('prediction', 1)).id, outbox.enqueue(msg('event', 2)).id, outbox.enqueue(msg('status', 3)).id];
-    expect(ids).toEqual([1, 2, 3]);
-    const done = outbox.deliver((m) => Promise.resolve(void delivered.push(m.payload)), { signal: ac.signal });
-    await tick();
-    outbox.enqueue(msg('prediction', 4));
-    await tick();
-    expect(delivered).toEqual(['p1', 'e2', 's3', 'p4']);
-    expect(outbox.stats()).toMatchObject({ queued: 0, sent: 4, disk: 'off', disk_bytes: 0 });
-    ac.abort();
-    expect(await done).toEqual({ stopped: 'aborted' });
-  });
-
-  it('drops the oldest prediction first, then the oldest event, never a status, and counts them', async () => {
-    const { outbox, logs } = await makeOutbox({ max_messages: 4 });
-    outbox.enqueue(msg('event', 1));
-    outbox.enqueue(msg('prediction', 2));
-    outbox.enqueue(msg('status', 3, 's/a'));
-    outbox.enqueue(msg('prediction', 4));
-    outbox.enqueue(msg('prediction', 5)); // over: p2 goes
-    expect(queuedPayloads(outbox)).toEqual(['e1', 's3', 'p4', 'p5']);
-    outbox.enqueue(msg('event', 6)); // over: p4 goes (events are kept while predictions remain)
-    outbox.enqueue(msg('event', 7)); // over: p5 goes
-    expect(queuedPayloads(outbox)).toEqual(['e1', 's3', 'e6', 'e7']);
-    outbox.enqueue(msg('event', 8)); // no prediction left: the oldest event, e1
-    outbox.enqueue(msg('prediction', 9)); // the newest prediction is the only one: it goes itself
-    expect(queuedPayloads(outbox)).toEqual(['s3', 'e6', 'e7', 'e8']);
-    for (const t of ['s/b', 's/c', 's/d', 's/e', 's/f']) outbox.enqueue(msg('status', t, t));
-    // Statuses are never dropped: the events go, the queue holds one status per topic.
-    expect(queuedPayloads(outbox)).toEqual(['s3', 'ss/b', 'ss/c', 'ss/d', 'ss/e', 'ss/f']);
-    expect(outbox.stats().dropped).toEqual({ prediction: 4, event: 4, status: 0 });
-    const warnings = logs.filter((l) => l.msg.startsWith('outbox full'));
-    expect(warnings.map((w) => w.kind)).toEqual(['prediction', 'event']); // once per kind, not per drop
-  });
-
-  it('replaces a still-queued status for the same topic with the newer one, at the tail', async () => {
-    const { outbox } = await makeOutbox();
-    outbox.enqueue(msg('status', 'old', 'cam/status'));
-    outbox.enqueue(msg('prediction', 1));
-    outbox.enqueue(msg('status', 'new', 'cam/status'));
-    outbox.enqueue(msg('status', 'x', 'other/status'));
-    expect(queuedPayloads(outbox)).toEqual(['p1', 'snew', 'sx']);
-    expect(outbox.stats().dropped.status).toBe(1);
-  });
-
-  it('does not replace or drop a message that is already being sent', async () => {
-    const { outbox } = await makeOutbox({ max_messages: 2, window: 2 });
-    const { send, pending } = manualSend();
-    outbox.enqueue(msg('status', 'old', 'cam/status'));
-    outbox.enqueue(msg('prediction', 1));
-    const ac = new AbortController();
-    const done = outbox.deliver(send, { signal: ac.signal });
-    await tick();
-    expect(pending.map((p) => p.msg.payload)).toEqual(['sold', 'p1']);
-    outbox.enqueue(msg('status', 'new', 'cam/status')); // sold is in flight: both stay
-    outbox.enqueue(msg('prediction', 2)); // over the bound, but p1 is in flight: p2 itself goes
-    expect(queuedPayloads(outbox)).toEqual(['sold', 'p1', 'snew']);
-    for (const p of pending) p.ok();
-    await tick();
-    expect(pending.map((p) => p.msg.payload)).toEqual(['sold', 'p1', 'snew']);
-    ac.abort();
-    await done;
-  });
-
-  it('stops at the first failure, keeps that message at the head and resends it once, in order', async () => {
-    const { outbox } = await makeOutbox({ window: 1 });
-    for (let i = 1; i <= 5; i++) outbox.enqueue(msg('prediction', i));
-    const broker: string[] = [];
-    let attempts = 0;
-    const flaky: Send = (m) => {
-      attempts++;
-      if (m.payload === 'p3' && attempts === 3) return Promise.reject(new Error('connection closed'));
-      broker.push(m.payload);
-      return Promise.resolve();
-    };
-    const first = await outbox.deliver(flaky);
-    expect(first).toMatchObject({ stopped: 'failed', id: 3 });
-    expect(broker).toEqual(['p1', 'p2']);
-    expect(queuedPayloads(outbox)).toEqual(['p3', 'p4', 'p5']);
-    const ac = new AbortController();
-    const second = outbox.deliver(flaky, { signal: ac.signal });
-    await tick();
-    expect(broker).toEqual(['p1', 'p2', 'p3', 'p4', 'p5']);
-    expect(attempts).toBe(6); // p3 twice, everything else once
-    expect(outbox.stats()).toMatchObject({ queued: 0, sent: 5 });
-    ac.abort();
-    await second;
-  });
-
-  it('discard() removes a message the broker keeps refusing, so the queue moves on', async () => {
-    const { outbox } = await makeOutbox();
-    for (let i = 1; i <= 3; i++) outbox.enqueue(msg('event', i));
-    const refusing: Send = (m) => (m.payload === 'e1' ? Promise.reject(new Error('PUBACK reason 0x99')) : Promise.resolve());
-    const first = await outbox.deliver(refusing);
-    expect(first).toMatchObject({ stopped: 'failed', id: 1 });
-    expect(outbox.discard(1)).toBe(true);
-    expect(outbox.discard(1)).toBe(false);
-    expect(outbox.stats().dropped.event).toBe(1);
-    expect(queuedPayloads(outbox)).toEqual(['e2', 'e3']);
-  });
-
-  it('with a window, removes strictly in order even when acks come out of order', async () => {
-    const { outbox } = await makeOutbox({ window: 3 });
-    const { send, pending } = manualSend();
-    for (let i = 1; i <= 5; i++) outbox.enqueue(msg('prediction', i));
-    const ac = new AbortController();
-    const done = outbox.deliver(send, { signal: ac.signal });
-    await tick();
-    expect(pending.map((p) => p.msg.payload)).toEqual(['p1', 'p2', 'p3']); // the window
-    pending[1]?.ok();
-    pending[2]?.ok();
-    await tick();
-    // p2 and p3 are acked but wait behind p1, and still count against the window.
-    expect(outbox.stats()).toMatchObject({ queued: 5, sent: 0 });
-    expect(pending).toHaveLength(3);
-    pending[0]?.ok();
-    await tick();
-    expect(outbox.stats()).toMatchObject({ queued: 2, sent: 3 });
-    expect(pending.map((p) => p.msg.payload)).toEqual(['p1', 'p2', 'p3', 'p4', 'p5']);
-    ac.abort();
-    await done;
-  });
-
-  it('with a window, a failed send is resent once and the acked ones after it are not resent', async () => {
-    const { outbox, logs } = await makeOutbox({ window: 4 });
-    const { send, pending } = manualSend();
-    for (let i = 1; i <= 6; i++) outbox.enqueue(msg('prediction', i));
-    const done = outbox.deliver(send);
-    await tick();
-    pending[0]?.ok();
-    pending[1]?.fail();
-    pending[2]?.ok();
-    await tick();
-    // Stopped issuing; waits for p4 before returning.
-    expect(pending).toHaveLength(4);
-    pending[3]?.ok();
-    expect(await done).toMatchObject({ stopped: 'failed', id: 2 });
-    expect(queuedPayloads(outbox)).toEqual(['p2', 'p5', 'p6']);
-    expect(logs.some((l) => l.delivered_out_of_order === 2)).toBe(true);
-    const ac = new AbortController();
-    const again = outbox.deliver(send, { signal: ac.signal });
-    await tick();
-    expect(pending.slice(4).map((p) => p.msg.payload)).toEqual(['p2', 'p5', 'p6']);
-    for (const p of pending.slice(4)) p.ok();
-    await tick();
-    expect(outbox.stats()).toMatchObject({ queued: 0, sent: 6 });
-    ac.abort();
-    await again;
-  });
-
-  it('a second deliver() supersedes the first and waits for its sends to settle (no duplicates)', async () => {
-    const { outbox } = await makeOutbox({ window: 2 });
-    const a = manualSend();
-    const b = manualSend();
-    for (let i = 1; i <= 4; i++) outbox.enqueue(msg('prediction', i));
-    const first = outbox.deliver(a.send);
-    await tick();
-    const ac = new AbortController();
-    const second = outbox.deliver(b.send, { signal: ac.signal });
-    expect(await first).toEqual({ stopped: 'superseded' });
-    await tick();
-    expect(b.pending).toHaveLength(0); // p1, p2 still in flight through `a`
-    a.pending[0]?.ok();
-    a.pending[1]?.ok(); // e.g. MQTT.js replayed them after a reconnect
-    await tick();
-    expect(b.pending.map((p) => p.msg.payload)).toEqual(['p3', 'p4']);
-    for (const p of b.pending) p.ok();
-    await tick();
-    expect(outbox.stats()).toMatchObject({ queued: 0, sent: 4 });
-    ac.abort();
-    await second;
-  });
-
-  it('stop() ends delivery; enqueue after stop throws', async () => {
-    const { outbox } = await makeOutbox();
-    const done = outbox.deliver(() => Promise.resolve());
-    await outbox.stop();
-    expect(await done).toEqual({ stopped: 'closed' });
-    expect(() => outbox.enqueue(msg('prediction', 1))).toThrow(/not running/);
-  });
-
+describe('Outbox in memory', () => {
   it('keeps memory bounded under a long outage', async () => {
-    const { outbox } = await makeOutbox({ max_messages: 1000 });
+    const outbox = await makeOutbox({ max_messages: 1000 });
     const payload = 'x'.repeat(500);
     const before = process.memoryUsage().heapUsed;
-    for (let i = 0; i < 200_000; i++) outbox.enqueue({ ...msg('prediction', i), payload: `${i}:${payload}` });
+    for (let i = 0; i < 200_000; i++) outbox.enqueue({ topic: 't/prediction', payload: `${i}:${payload}`, qos: 1, retain: false, kind: 'prediction' });
     global.gc?.();
     const grown = process.memoryUsage().heapUsed - before;
     expect(outbox.stats()).toMatchObject({ queued: 1000, dropped: { prediction: 199_000, event: 0, status: 0 } });
-    expect(queuedPayloads(outbox)[0]?.startsWith('199000:')).toBe(true);
+    expect(outbox.messages()[0]?.payload.startsWith('199000:')).toBe(true);
     // 1,000 x ~0.5 KB retained; 200,000 would be ~100 MB. Generous: GC may not have run.
     expect(grown).toBeLessThan(60 * 1024 * 1024);
   });
