@@ -87,11 +87,14 @@ export const WatchSchema = z
   .object({
     label: z.string().min(1).describe('exactly as in the labels file, e.g. "tabby, tabby cat"'),
     name: z.string().min(1).optional().describe('topic segment / entity name; default: slug of the label'),
-    min_score: z.number().min(0).max(1).default(0.5),
+    min_score: z.number().min(0).max(1).default(0.5).describe("ON while the label's score is at least this"),
     frames: z.number().int().min(1).max(1000).default(3).describe('consecutive frames to switch ON, and OFF'),
     cameras: z.array(slug).min(1).optional().describe('default: every camera'),
   })
   .strict();
+
+/** A label watch rule as configured (defaults applied); label-watch.ts binds it to the labels. */
+export type WatchRule = z.infer<typeof WatchSchema>;
 
 export const HomeAssistantSchema = z
   .object({

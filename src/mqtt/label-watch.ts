@@ -1,15 +1,4 @@
-export interface WatchRule {
-  /** Label text as in the labels file, e.g. "tabby, tabby cat". */
-  label: string;
-  /** Topic segment and Home Assistant object id; default: slug of the label. */
-  name?: string | undefined;
-  /** ON while the label's score is at least this. */
-  min_score: number;
-  /** Consecutive frames needed to switch ON, and to switch OFF (debounce). */
-  frames: number;
-  /** Cameras the rule applies to; all when absent. */
-  cameras?: string[] | undefined;
-}
+import type { WatchRule } from '../config/mqtt-schema.js';
 
 export interface ResolvedRule extends WatchRule {
   index: number;
