@@ -29,7 +29,28 @@ usage: edge-classifier <command>
   ${MODEL_USAGE}
   ${CONFIG_USAGE.replace(/\n/g, '\n  ')}
   ${RELEASE_USAGE.replace(/\n/g, '\n  ')}
-  ${BENCH_USAGE.replace(/\n/g, '\n  ')}`;
+  ${BENCH_USAGE.replace(/\n/g, '\n  ')}
+  help <command>, <command> --help: that command's usage`;
+
+/** Each command's usage, for `edge-classifier <command> --help` and `edge-classifier help <command>`. */
+const COMMAND_USAGE: Record<string, string> = {
+  classify: CLASSIFY_USAGE,
+  run: RUN_USAGE,
+  demo: DEMO_USAGE,
+  model: MODEL_USAGE,
+  config: CONFIG_USAGE,
+  release: RELEASE_USAGE,
+  bench: BENCH_USAGE,
+};
+
+/** --help or -h among a command's arguments (before a `--`, after which arguments are not options). */
+function wantsHelp(args: string[]): boolean {
+  const end = args.indexOf('--');
+  return (end < 0 ? args : args.slice(0, end)).some((a) => a === '--help' || a === '-h');
+}
+
+/** What `--help` prints: the command's usage, as a usage error shows it (parseCliArgs). */
+const commandHelp = (command: string): string => `usage: edge-classifier ${COMMAND_USAGE[command]}`;
 
 /**
  * The first of `signals` resolves the promise (graceful stop); a second one exits at once. The
@@ -106,6 +127,11 @@ async function main(argv: string[]): Promise<number> {
     stderr: (l) => void process.stderr.write(`${l}\n`),
     version,
   };
+  // Help before anything else: `run --config FILE --help` prints the usage and starts nothing.
+  if (command !== undefined && Object.hasOwn(COMMAND_USAGE, command) && wantsHelp(rest)) {
+    ctx.stdout(commandHelp(command));
+    return 0;
+  }
   switch (command) {
     case 'classify':
       return classifyCommand(rest, ctx);
@@ -130,8 +156,17 @@ async function main(argv: string[]): Promise<number> {
     case '-v':
       ctx.stdout(version);
       return 0;
+    case 'help': {
+      const topic = rest[0];
+      if (topic === undefined) {
+        ctx.stdout(USAGE);
+        return 0;
+      }
+      if (!Object.hasOwn(COMMAND_USAGE, topic)) throw new UsageError(`no help for unknown command "${topic}"\n${USAGE}`);
+      ctx.stdout(commandHelp(topic));
+      return 0;
+    }
     case undefined:
-    case 'help':
     case '--help':
     case '-h':
       ctx.stdout(USAGE);

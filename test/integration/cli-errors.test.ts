@@ -162,4 +162,32 @@ describe('startup errors', () => {
       expect(r.stderr, command.join(' ')).toMatch(/Unknown option '--frobnicate'[\s\S]*usage: edge-classifier/);
     }
   });
+
+  it('<command> --help, -h and help <command> print that command\'s usage to stdout and exit 0', async () => {
+    const commands = ['classify', 'run', 'demo', 'model', 'config', 'release', 'bench'];
+    const calls = [
+      ...commands.map((c) => [c, '--help']),
+      ['run', '-h'],
+      ['classify', '--model', model, '--help'], // help wins over missing options
+      ['run', '--config', join(dir, 'nope.yaml'), '--help'], // and starts nothing
+      ['release', 'publish', '-h'],
+      ['help', 'classify'],
+      ['help', 'config'],
+    ];
+    const results = await Promise.all(calls.map((args) => runCli(args)));
+    results.forEach((r, i) => {
+      const args = calls[i]!;
+      const command = args[0] === 'help' ? args[1]! : args[0]!;
+      expect([r.code, r.stderr], args.join(' ')).toEqual([0, '']);
+      expect(r.stdout, args.join(' ')).toMatch(new RegExp(`^usage: edge-classifier ${command} `));
+      expect(r.stdout, args.join(' ')).not.toMatch(/usage: edge-classifier <command>/); // the command's, not the overview
+    });
+    expect(results[1]!.stdout).toMatch(/^usage: edge-classifier run --config FILE\n {2}Runs the daemon/);
+    // After `--`, --help is an argument, not an option; help for an unknown command is a usage error.
+    expect((await runCli(['run', '--', '--help'])).code).toBe(64);
+    const unknown = await runCli(['help', 'frobnicate']);
+    expect(unknown.code).toBe(64);
+    expect(unknown.stderr).toMatch(/no help for unknown command "frobnicate"/);
+    expect((await runCli(['help'])).stdout).toMatch(/usage: edge-classifier <command>/);
+  });
 });
