@@ -1,5 +1,4 @@
-import { InferenceWorker } from '../inference/inference-worker.js';
-import { checkModel } from '../inference/model-check.js';
+import { openModel } from '../inference/open-model.js';
 import type { TensorMeta } from '../inference/protocol.js';
 import { createPreprocessor, type InputDType } from '../vision/preprocess.js';
 import type { BenchSettings } from './settings.js';
@@ -28,21 +27,18 @@ export interface LimitResult {
  * one tensor prepared once. No decoding, no publishing: what the pipeline could reach at best.
  */
 export async function measureLimit(s: BenchSettings): Promise<LimitResult> {
-  const worker = new InferenceWorker({
-    logger: s.logger.child({ module: 'bench-limit' }),
-    workerUrl: s.workerUrl,
-    config: { modelPath: s.modelPath, providers: s.providers, intraOpThreads: s.threads, allowSpinning: s.spinning, deviceId: 0 },
-  });
-  const loaded = await worker.start();
+  // The label count is not known yet: no labels, so the input alone is checked, and the
+  // warm-up run tells the output size.
+  const { worker, loaded, inputType, warmUp } = await openModel(
+    { logger: s.logger.child({ module: 'bench-limit' }), workerUrl: s.workerUrl },
+    { modelPath: s.modelPath, preprocess: s.spec, providers: s.providers, intraOpThreads: s.threads, allowSpinning: s.spinning, deviceId: 0 },
+  );
   try {
-    // The label count is not known yet: check the input only (a symbolic output skips the
-    // class-count check); the warm-up runs tell the output size.
-    const inputType = checkModel({ ...loaded, output: { ...loaded.output, shape: ['classes'] } }, s.spec, 0);
     const prepared = await createPreprocessor(s.spec, inputType)(s.data[0]!, s.raw);
     // run() transfers the buffer to the worker, so every run gets its own copy.
     const once = () => worker.run(prepared.data.slice(), prepared.dims);
-    let outputSize = 0;
-    for (let i = 0; i < Math.max(1, s.warmup); i++) outputSize = (await once()).output.length;
+    // Then on the bench's own frame, as before: the measured runs start warm on real data.
+    for (let i = 0; i < s.warmup; i++) await once();
     const samples: TimedSample[] = [];
     const cpu = new CpuMeter();
     cpu.start();
@@ -61,7 +57,7 @@ export async function measureLimit(s: BenchSettings): Promise<LimitResult> {
       input: loaded.input,
       inputType,
       provider: loaded.provider,
-      outputSize,
+      outputSize: warmUp.output.length,
       samples,
       cpu_ms_per_frame: cpuMs / s.frames,
     };

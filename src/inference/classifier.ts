@@ -2,11 +2,10 @@ import type { Logger } from '../ops/logger.js';
 import type { RawFormat } from '../camera/frame.js';
 import type { Clock } from '../ops/clock.js';
 import type { PreprocessSpec, ExecutionProvider } from '../config/schema.js';
-import { InferenceWorker } from './inference-worker.js';
-import { checkModel, ModelMismatchError } from './model-check.js';
-import { identifyModel, type ModelIdentity } from './model-identity.js';
-import { loadLabels } from '../vision/labels.js';
-import { createPreprocessor, inputDims, type PreparedTensor, type InputDType } from '../vision/preprocess.js';
+import type { InferenceWorker } from './inference-worker.js';
+import type { ModelIdentity } from './model-identity.js';
+import { modelWorker, openModel, type OpenModelDeps } from './open-model.js';
+import { createPreprocessor, type PreparedTensor, type InputDType } from '../vision/preprocess.js';
 import { nonFinite, toProbabilities, topK, type OutputKind, type Scored } from '../vision/postprocess.js';
 
 export interface ClassifierConfig {
@@ -81,22 +80,16 @@ export class Classifier {
   async start(): Promise<ActiveModel> {
     this.stopped = false;
     const { config, logger } = this.deps;
-    const identity = await identifyModel(config.modelPath, config.name, config.version);
-    this.labels = await loadLabels(config.labelsPath);
-    const worker = await this.startWorker();
-    try {
-      const loaded = worker.model!;
-      const inputType = checkModel(loaded, config.preprocess, this.labels.length);
-      this.prep = createPreprocessor(config.preprocess, inputType);
-      await this.warmUp(worker, inputType);
-      this.active = { ...identity, provider: loaded.provider, labels: this.labels.length, inputType };
-      logger.info({ model: identity, provider: loaded.provider, loadMs: Math.round(loaded.loadMs) }, 'model loaded');
-      return this.active;
-    } catch (err) {
-      await worker.stop(0);
-      this.worker = undefined;
-      throw err;
-    }
+    const { worker, identity, labels, loaded, inputType, warmUp } = await openModel(this.workerDeps(), config);
+    // A warning only: an all-zero frame is artificial (live frames that give NaN are inference errors).
+    const bad = describeNonFinite(warmUp.output);
+    if (bad) logger.warn({ model: config.modelPath, err: bad }, 'warm-up on an all-zero frame: non-finite output');
+    this.labels = labels;
+    this.prep = createPreprocessor(config.preprocess, inputType);
+    this.adopt(worker);
+    this.active = { ...identity, provider: loaded.provider, labels: labels.length, inputType };
+    logger.info({ model: identity, provider: loaded.provider, loadMs: Math.round(loaded.loadMs) }, 'model loaded');
+    return this.active;
   }
 
   /** Decode + resize + normalize one frame (throws FrameDecodeError for bad frames). */
@@ -127,39 +120,20 @@ export class Classifier {
     await worker?.stop();
   }
 
-  private async startWorker(): Promise<InferenceWorker> {
-    const { config, logger, workerUrl } = this.deps;
-    const worker = new InferenceWorker({
-      logger: logger.child({ module: 'inference' }),
-      workerUrl,
-      config: {
-        modelPath: config.modelPath,
-        providers: config.providers,
-        intraOpThreads: config.intraOpThreads,
-        ...(config.allowSpinning === undefined ? {} : { allowSpinning: config.allowSpinning }),
-        deviceId: config.deviceId,
-      },
-    });
-    await worker.start();
-    worker.onCrash(() => void this.restartWorker());
-    this.worker = worker;
-    return worker;
+  private workerDeps(): Pick<OpenModelDeps, 'logger' | 'workerUrl'> {
+    return { logger: this.deps.logger.child({ module: 'inference' }), workerUrl: this.deps.workerUrl };
   }
 
-  /** A zero frame through the model: catches runtime failures and symbolic output sizes at start. */
-  private async warmUp(worker: InferenceWorker, inputType: InputDType): Promise<void> {
-    const dims = inputDims(this.deps.config.preprocess);
-    const n = dims.reduce((a, b) => a * b, 1);
-    const data = inputType === 'float32' ? new Float32Array(n) : inputType === 'float16' ? new Uint16Array(n) : new Uint8Array(n);
-    const { output } = await worker.run(data, dims);
-    // A warning only: an all-zero frame is artificial (live frames that give NaN are inference errors).
-    const bad = describeNonFinite(output);
-    if (bad) this.deps.logger.warn({ model: this.deps.config.modelPath, err: bad }, 'warm-up on an all-zero frame: non-finite output');
-    if (output.length !== this.labels.length) {
-      throw new ModelMismatchError(
-        `model output has ${output.length} values per frame but the labels file has ${this.labels.length} lines`,
-      );
-    }
+  /** The same model again, without the checks and warm-up it passed at start. */
+  private async startWorker(): Promise<void> {
+    const worker = modelWorker(this.workerDeps(), this.deps.config);
+    await worker.start();
+    this.adopt(worker);
+  }
+
+  private adopt(worker: InferenceWorker): void {
+    worker.onCrash(() => void this.restartWorker());
+    this.worker = worker;
   }
 
   /** Told about every worker crash (a model on probation is rolled back after repeated ones). */

@@ -12,8 +12,8 @@
  *
  * Checks, in order (the first failure of a step that later steps depend on ends the run):
  * model.json preprocessing resolves; the labels load; the model loads with the configured
- * providers; its input fits the preset and its output the label count (checkModel, the daemon's
- * own startup check); a warm-up run; no NaN or Infinity in any output; agreement with the
+ * providers; its input fits the preset and its output the label count, and a warm-up run (openModel,
+ * the daemon's own startup); no NaN or Infinity in any output; agreement with the
  * publisher's reference on the release's validation images and on the optional local golden set,
  * each on its own (a small local set must not drown in a large release set), judged by
  * validation-gate.ts (probability distance, confident top-1, truth accuracy); on labelled images,
@@ -26,13 +26,14 @@ import { basename, join } from 'node:path';
 import type { Logger } from '../ops/logger.js';
 import type { Clock } from '../ops/clock.js';
 import type { ExecutionProvider, PreprocessSpec, UpdatesConfig } from '../config/schema.js';
-import type { ProviderFailure } from '../inference/protocol.js';
+import type { LoadedModel, ProviderFailure } from '../inference/protocol.js';
 import type { ModelJson } from './manifest.js';
-import { InferenceWorker } from '../inference/inference-worker.js';
-import { checkModel } from '../inference/model-check.js';
+import type { InferenceWorker } from '../inference/inference-worker.js';
+import { ModelMismatchError } from '../inference/model-check.js';
+import { openModel, zeroInput, type OpenModelDeps, type OpenModelOptions, type OpenedModel, type WorkerCallGuard } from '../inference/open-model.js';
 import { loadLabels } from '../vision/labels.js';
 import { resolvePreprocess } from '../vision/presets.js';
-import { createPreprocessor, inputDims, type InputDType, type PreparedTensor, type TensorData } from '../vision/preprocess.js';
+import { createPreprocessor, type InputDType, type PreparedTensor } from '../vision/preprocess.js';
 import { toProbabilities } from '../vision/postprocess.js';
 import { readGoldenSet } from './golden-set.js';
 import { accuracyDrop, allFinite, argmax, judgeSet, type GateThresholds, type ReferenceScore, type SetVerdict } from './validation-gate.js';
@@ -133,11 +134,6 @@ function median(values: number[]): number {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
-function zeros(dtype: InputDType, dims: number[]): TensorData {
-  const n = dims.reduce((a, b) => a * b, 1);
-  return dtype === 'float32' ? new Float32Array(n) : dtype === 'float16' ? new Uint16Array(n) : new Uint8Array(n);
-}
-
 /** The release's validation images (model.json `validation`), inside the installed version dir. */
 export function releaseValidationImages(dir: string, modelJson: Pick<ModelJson, 'validation'>): ValidationImage[] {
   return modelJson.validation.map((v) => ({ path: join(dir, v.file), expectedIndex: v.expected_index, top: v.top, truth: v.truth }));
@@ -149,6 +145,15 @@ class ValidationTimeout extends Error {
 
 /** Runs a worker call (start or run) against the validation's deadline, keeping track of it. */
 type Deadline = <T>(p: Promise<T>) => Promise<T>;
+
+/** What the workers of one validation share: the deadline, the session settings, and the list to stop at the end. */
+interface Session {
+  guard: Deadline;
+  deps: Pick<OpenModelDeps, 'logger' | 'workerUrl'>;
+  load: Pick<OpenModelOptions, 'providers' | 'intraOpThreads' | 'deviceId'>;
+  /** Workers of models that opened; openModel stops those of models that fail to open. */
+  workers: InferenceWorker[];
+}
 
 // Terminating a worker thread while onnxruntime is inside a native call (session create or run)
 // aborts the whole process ("terminate called after throwing an instance of 'Napi::Error'",
@@ -163,7 +168,7 @@ type Deadline = <T>(p: Promise<T>) => Promise<T>;
  */
 async function medianRunMs(worker: InferenceWorker, dtype: InputDType, dims: number[], runs: number, guard: Deadline): Promise<number> {
   const times: number[] = [];
-  for (let i = 0; i < Math.max(1, runs); i++) times.push((await guard(worker.run(zeros(dtype, dims), dims))).inferenceMs);
+  for (let i = 0; i < Math.max(1, runs); i++) times.push((await guard(worker.run(zeroInput(dtype, dims), dims))).inferenceMs);
   return median(times);
 }
 
@@ -187,7 +192,7 @@ export async function validateModel(deps: ValidatorDeps, req: ValidationRequest)
   const timeoutMs = req.timeoutMs ?? 600_000;
   const stop = new AbortController();
   let timedOut = false;
-  // Rejects every guarded call once the time is up; InferenceWorker.start() alone would wait forever for a load that hangs.
+  // Rejects every guarded call once the time is up; a worker's start() alone would wait forever for a load that hangs.
   const expired = clock.sleep(timeoutMs, stop.signal).then(() => {
     if (stop.signal.aborted) return new Promise<never>(() => undefined);
     timedOut = true;
@@ -200,19 +205,16 @@ export async function validateModel(deps: ValidatorDeps, req: ValidationRequest)
     return Promise.race([p, expired]);
   };
   const workers: InferenceWorker[] = [];
-  const newWorker = (modelPath: string): InferenceWorker => {
-    const w = new InferenceWorker({
-      logger: logger.child({ module: 'validator' }),
-      workerUrl: deps.workerUrl,
-      config: { modelPath, providers: req.providers, intraOpThreads: 1, deviceId: req.deviceId ?? 0 },
-    });
-    workers.push(w);
-    return w;
+  const session: Session = {
+    guard,
+    deps: { logger: logger.child({ module: 'validator' }), workerUrl: deps.workerUrl },
+    load: { providers: req.providers, intraOpThreads: 1, deviceId: req.deviceId ?? 0 },
+    workers,
   };
   try {
-    await candidateChecks(req, report, guard, newWorker);
+    await candidateChecks(req, report, session);
     // Also after an agreement failure, so that the report says everything that is wrong.
-    if (report.medianMs !== undefined) await latencyCheck(req, report, guard, newWorker, logger);
+    if (report.medianMs !== undefined) await latencyCheck(req, report, session, logger);
   } catch (err) {
     report.reasons.push(message(err));
   } finally {
@@ -240,8 +242,37 @@ function publisherAccuracy(images: readonly ValidationImage[], labels: readonly 
   return { labelled: labelled.length, correct: labelled.filter((i) => i.truth!.includes(labels[i.expectedIndex] ?? '')).length };
 }
 
+/**
+ * The candidate through openModel (the daemon's own load, checks and warm-up), with each failure
+ * worded for the report, which also learns the provider, its fallbacks and whether the input fit.
+ */
+async function openCandidate(req: ValidationRequest, report: ValidationReport, session: Session, spec: PreprocessSpec): Promise<OpenedModel<string[]>> {
+  const worded: WorkerCallGuard = (call, step) =>
+    session.guard(call).catch((err: unknown) => {
+      throw new Error(step === 'load' ? `cannot load with ${req.providers.join(', ')}: ${message(err)}` : `warm-up run failed: ${message(err)}`);
+    });
+  let loaded: LoadedModel | undefined;
+  const onLoaded = (model: LoadedModel): void => {
+    loaded = model;
+    report.provider = model.provider;
+    report.fallbacks = model.failures;
+  };
+  const options = { ...session.load, modelPath: req.modelPath, labelsPath: req.labelsPath, preprocess: spec };
+  const opened = await openModel({ ...session.deps, guard: worded, onLoaded }, options).catch((err: unknown) => {
+    const inputMismatch = err instanceof ModelMismatchError && err.part === 'input';
+    // Past the load, the input fit unless its own check failed.
+    report.inputOk = loaded !== undefined && !inputMismatch;
+    if (!loaded || !inputMismatch) throw err;
+    const { preset } = req.modelJson;
+    throw new Error(`input shape [${loaded.input.shape.join(',')}] (${loaded.input.type}) does not fit preset ${preset} (${spec.size}, ${spec.layout}): ${message(err)}`);
+  });
+  session.workers.push(opened.worker);
+  report.inputOk = true;
+  return opened;
+}
+
 /** Everything that needs only the candidate; pushes reasons, throws for the step that ends the run. */
-async function candidateChecks(req: ValidationRequest, report: ValidationReport, guard: Deadline, newWorker: (path: string) => InferenceWorker): Promise<void> {
+async function candidateChecks(req: ValidationRequest, report: ValidationReport, session: Session): Promise<void> {
   const { preset, preprocess } = req.modelJson;
   let spec: PreprocessSpec;
   try {
@@ -249,37 +280,12 @@ async function candidateChecks(req: ValidationRequest, report: ValidationReport,
   } catch (err) {
     throw new Error(`model.json preprocessing: ${message(err)}`);
   }
-  const labels = await loadLabels(req.labelsPath);
   const sets: { name: AgreementSet['name']; images: ValidationImage[] }[] = [{ name: 'release', images: req.validationImages }];
   if (req.goldenSet) sets.push({ name: 'golden', images: await readGoldenSet(req.goldenSet) });
 
-  const worker = newWorker(req.modelPath);
-  const loaded = await guard(worker.start()).catch((err) => {
-    throw new Error(`cannot load with ${req.providers.join(', ')}: ${message(err)}`);
-  });
-  report.provider = loaded.provider;
-  report.fallbacks = loaded.failures;
-  let dtype: InputDType;
-  try {
-    // First the input alone (a symbolic class count skips the output check), then everything.
-    dtype = checkModel({ ...loaded, output: { ...loaded.output, shape: ['classes'] } }, spec, labels.length);
-    report.inputOk = true;
-  } catch (err) {
-    const shape = `[${loaded.input.shape.join(',')}]`;
-    throw new Error(`input shape ${shape} (${loaded.input.type}) does not fit preset ${preset} (${spec.size}, ${spec.layout}): ${message(err)}`);
-  }
-  checkModel(loaded, spec, labels.length);
-
-  const dims = inputDims(spec);
-  const warm = await guard(worker.run(zeros(dtype, dims), dims)).catch((err) => {
-    throw new Error(`warm-up run failed: ${message(err)}`);
-  });
-  report.warmupMs = warm.inferenceMs;
-  if (warm.output.length !== labels.length) {
-    throw new Error(`model output has ${warm.output.length} values per frame but the labels file has ${labels.length} lines`);
-  }
-
-  if (!allFinite(warm.output)) throw new Error(nonFiniteReason('the warm-up run (an all-zero input)'));
+  const { worker, labels, inputType: dtype, dims, warmUp } = await openCandidate(req, report, session, spec);
+  report.warmupMs = warmUp.inferenceMs;
+  if (!allFinite(warmUp.output)) throw new Error(nonFiniteReason('the warm-up run (an all-zero input)'));
 
   const gate: GateThresholds = { ...DEFAULT_GATE, ...req.thresholds };
   const prepare = createPreprocessor(spec, dtype);
@@ -298,7 +304,7 @@ async function candidateChecks(req: ValidationRequest, report: ValidationReport,
       }
       if (img.expectedIndex >= labels.length) problems.push(`${basename(img.path)}: expected index ${img.expectedIndex} is not one of the ${labels.length} classes`);
       // A failed run here is the model's failure, not the image's: it ends the validation.
-      const { output } = await guard(worker.run(tensor.data, tensor.dims)).catch((err) => {
+      const { output } = await session.guard(worker.run(tensor.data, tensor.dims)).catch((err: unknown) => {
         throw new Error(`inference failed on ${img.path}: ${message(err)}`);
       });
       if (!allFinite(output)) {
@@ -324,24 +330,22 @@ async function candidateChecks(req: ValidationRequest, report: ValidationReport,
   }
 
   const runs = req.timingRuns ?? 10;
-  report.medianMs = await medianRunMs(worker, dtype, dims, runs, guard);
+  report.medianMs = await medianRunMs(worker, dtype, dims, runs, session.guard);
   // Stopped before the baseline starts, so the two are never timed against each other (nothing is in flight here).
   await worker.stop(0);
 }
 
-async function latencyCheck(req: ValidationRequest, report: ValidationReport, guard: Deadline, newWorker: (path: string) => InferenceWorker, logger: Logger): Promise<void> {
+async function latencyCheck(req: ValidationRequest, report: ValidationReport, session: Session, logger: Logger): Promise<void> {
   let current = req.currentMedianMs;
   if (current === undefined && req.baseline) {
     try {
       const spec = resolvePreprocess(req.baseline.modelJson.preset, req.baseline.modelJson.preprocess);
-      const worker = newWorker(req.baseline.modelPath);
-      const loaded = await guard(worker.start());
-      const dtype = checkModel({ ...loaded, output: { ...loaded.output, shape: ['classes'] } }, spec, 0);
-      const dims = inputDims(spec);
-      await guard(worker.run(zeros(dtype, dims), dims)); // warm-up, as for the candidate
-      current = await medianRunMs(worker, dtype, dims, req.timingRuns ?? 10, guard);
+      // Warmed up as the candidate was; no labels: its output is not what is measured here.
+      const { worker, inputType, dims } = await openModel({ ...session.deps, guard: session.guard }, { ...session.load, modelPath: req.baseline.modelPath, preprocess: spec });
+      session.workers.push(worker);
+      current = await medianRunMs(worker, inputType, dims, req.timingRuns ?? 10, session.guard);
       report.currentMedianMs = current;
-      if (req.baseline.labelsPath) await baselineAccuracy(req, report, worker, createPreprocessor(spec, dtype), await loadLabels(req.baseline.labelsPath), guard);
+      if (req.baseline.labelsPath) await baselineAccuracy(req, report, worker, createPreprocessor(spec, inputType), await loadLabels(req.baseline.labelsPath), session.guard);
     } catch (err) {
       if (err instanceof ValidationTimeout) throw err;
       // The current model is serving, so this is unexpected; without a baseline there is no latency check.
