@@ -33,6 +33,7 @@ export type ProcessSpec = Pick<ProcessSupervisorDeps, 'command' | 'args' | 'desc
  */
 export abstract class SupervisedSource<C extends StreamConfig, D extends SupervisedDeps<C>> implements FrameSource {
   private supervisor: ProcessSupervisor | undefined;
+  private stopping: Promise<void> | undefined;
   private seq = 0;
 
   constructor(protected readonly deps: D) {}
@@ -65,11 +66,15 @@ export abstract class SupervisedSource<C extends StreamConfig, D extends Supervi
     await supervisor.start();
   }
 
-  /** Resolves once the process has exited (SIGTERM, SIGKILL after KILL_GRACE_MS). */
+  /**
+   * Resolves once the process has exited (SIGTERM, SIGKILL after KILL_GRACE_MS); a stop() made
+   * while another is in progress waits for the same exit rather than returning at once.
+   */
   async stop(): Promise<void> {
     const supervisor = this.supervisor;
     this.supervisor = undefined;
-    await supervisor?.stop();
+    if (supervisor) this.stopping = supervisor.stop();
+    await this.stopping;
   }
 
   /** The running process's pid (tests, diagnostics). */

@@ -16,6 +16,7 @@ import { freePort } from '../helpers/ports.js';
 import { groupMembers, procInfo, waitGone } from '../helpers/processes.js';
 import { RecordingSink } from '../helpers/recording-sink.js';
 import { SourceChild } from '../helpers/source-child-runner.js';
+import { cameraSourceContract, type SourceFactoryDeps } from '../contracts/camera-source.contract.js';
 
 // Small timings so faults show quickly; every wait below is generous (slow 2-core machine).
 const FAST = { stall_timeout_ms: 1500, backoff_initial_ms: 200, backoff_max_ms: 1000 };
@@ -74,6 +75,19 @@ describe('FfmpegSource with the real ffmpeg', () => {
     await Promise.all(servers.splice(0).map((s) => s.close()));
   });
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+  const contractSource = ({ camera, sink }: SourceFactoryDeps, cfg: FfmpegSourceConfig): FfmpegSource =>
+    new FfmpegSource({ camera, config: cfg, logger: pino({ level: 'silent' }), clock: createSystemClock(), sink, env: {} });
+  cameraSourceContract('ffmpeg', {
+    make: (deps) => contractSource(deps, config({ kind: 'lavfi', graph: 'testsrc2=size=160x120:rate=10' }, { fps: 10 })),
+    failing: (deps) => contractSource(deps, config({ kind: 'lavfi', graph: 'nosuchfilter=size=1x1' }, { backoff_initial_ms: 500, backoff_max_ms: 30_000 })),
+    finite: (deps) => {
+      const clip = join(tmp, 'contract-clip.mp4');
+      execFileSync('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=10', '-t', '1', '-pix_fmt', 'yuv420p', clip]);
+      return contractSource(deps, config({ kind: 'file', path: clip, loop: false }, { fps: 10 }));
+    },
+    program: { name: 'ffmpeg' },
+  });
 
   it('lavfi -> JPEG frames of the source size, seq from 1, about fps per second', async () => {
     const sink = new RecordingSink();

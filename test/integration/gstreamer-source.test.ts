@@ -8,6 +8,7 @@ import { hasProgram } from '../helpers/mosquitto.js';
 import { findProcesses, groupMembers, procInfo, waitGone } from '../helpers/processes.js';
 import { RecordingSink } from '../helpers/recording-sink.js';
 import { SourceChild } from '../helpers/source-child-runner.js';
+import { cameraSourceContract, type SourceFactoryDeps } from '../contracts/camera-source.contract.js';
 
 const FAST = { stall_timeout_ms: 1500, backoff_initial_ms: 200, backoff_max_ms: 1000 };
 const JPEG_PIPELINE = 'videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=10/1 ! jpegenc ! fdsink';
@@ -47,6 +48,15 @@ describe('GstreamerSource with the real gst-launch-1.0', () => {
   afterEach(async () => {
     await Promise.all(sources.splice(0).map((s) => s.stop()));
     await Promise.all(children.splice(0).map((c) => c.kill9()));
+  });
+
+  const contractSource = ({ camera, sink }: SourceFactoryDeps, cfg: GstreamerSourceConfig): GstreamerSource =>
+    new GstreamerSource({ camera, config: cfg, logger: pino({ level: 'silent' }), clock: createSystemClock(), sink });
+  cameraSourceContract('gstreamer', {
+    make: (deps) => contractSource(deps, config({ pipeline: 'videotestsrc is-live=true ! video/x-raw,width=64,height=48,framerate=10/1 ! jpegenc ! fdsink' })),
+    failing: (deps) => contractSource(deps, config({ pipeline: 'nosuchelement ! jpegenc ! fdsink', backoff_initial_ms: 500, backoff_max_ms: 30_000 })),
+    finite: 'never', // an EOS is an exit for a live camera: restarted, never end()
+    program: { name: 'gst-launch-1.0' },
   });
 
   it('jpegenc ! fdsink: JPEG frames, at most fps of them; stop() leaves no gst-launch', async () => {

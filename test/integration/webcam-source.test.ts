@@ -9,6 +9,7 @@ import type { Frame, FrameSink } from '../../src/camera/frame.js';
 import { WebcamSource } from '../../src/camera/webcam-source.js';
 import type { WebcamSourceConfig } from '../../src/config/schema.js';
 import { createSystemClock } from '../../src/ops/clock.js';
+import { cameraSourceContract, type SourceFactoryDeps } from '../contracts/camera-source.contract.js';
 
 class RecordingSink implements FrameSink {
   frames: Frame[] = [];
@@ -95,6 +96,15 @@ describe('WebcamSource with the real fswebcam', () => {
   afterEach(async () => {
     await Promise.all(sources.splice(0).map((s) => s.stop()));
     await rm(tmp, { recursive: true, force: true });
+  });
+
+  const contractSource = ({ camera, sink }: SourceFactoryDeps, over: Partial<WebcamSourceConfig>): WebcamSource =>
+    new WebcamSource({ camera, config: config(over), logger: pino({ level: 'silent' }), clock: createSystemClock(), sink, tmpDir: join(tmp, 'shots') });
+  cameraSourceContract('webcam (fswebcam)', {
+    make: (deps) => contractSource(deps, { width: 160, height: 120, fps: 10 }),
+    failing: (deps) => contractSource(deps, { device: '/dev/video-nope' }),
+    finite: 'never',
+    program: { name: 'fswebcam' },
   });
 
   it('captures JPEG frames of the requested size from the TEST device', async () => {

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, open, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,6 +13,7 @@ import type { ReadFs } from '../../src/camera/safe-read.js';
 import { FrameSlots } from '../../src/daemon/frame-slots.js';
 import type { DirectorySourceConfig } from '../../src/config/schema.js';
 import { createSystemClock } from '../../src/ops/clock.js';
+import { cameraSourceContract, type SourceFactoryDeps } from '../contracts/camera-source.contract.js';
 
 /**
  * An in-memory sink. With `holdUntilTaken`, it behaves like the pipeline's single slot: a pushed
@@ -113,6 +114,26 @@ beforeEach(async () => {
 afterEach(async () => {
   await Promise.all(sources.splice(0).map((s) => s.stop()));
   await rm(dir, { recursive: true, force: true });
+});
+
+const contractDirs: string[] = [];
+afterAll(async () => {
+  await Promise.all(contractDirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+});
+
+/** A directory of `files` small images of its own (the files above include a 0-byte one). */
+async function contractSource({ camera, sink }: SourceFactoryDeps, over: Partial<DirectorySourceConfig>, files = 3): Promise<DirectorySource> {
+  const path = await mkdtemp(join(tmpdir(), 'dirsrc-contract-'));
+  contractDirs.push(path);
+  for (let i = 0; i < files; i++) await png(join(path, `${i}.png`), [i * 80, 0, 0]);
+  return new DirectorySource({ camera, config: config(path, over), logger, clock, sink });
+}
+
+cameraSourceContract('directory', {
+  make: (deps) => contractSource(deps, { loop: true }),
+  failing: (deps) => contractSource(deps, {}, 0), // an empty directory: "no image files", retried with backoff
+  finite: (deps) => contractSource(deps, { loop: false }),
+  program: 'in-process',
 });
 
 describe('DirectorySource', () => {

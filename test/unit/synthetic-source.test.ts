@@ -6,6 +6,7 @@ import { FRAMES_PER_COLOUR, SyntheticSource, colourForFrame } from '../../src/ca
 import type { SyntheticSourceConfig } from '../../src/config/schema.js';
 import { DEMO_PALETTE } from '../../src/modelgen/palette.js';
 import { createSystemClock } from '../../src/ops/clock.js';
+import { cameraSourceContract } from '../contracts/camera-source.contract.js';
 
 class RecordingSink implements FrameSink {
   frames: Frame[] = [];
@@ -67,6 +68,14 @@ async function capture(config: SyntheticSourceConfig, count: number): Promise<Re
   await source.stop();
   return sink;
 }
+
+cameraSourceContract('synthetic', {
+  make: ({ camera, sink }) => new SyntheticSource({ camera, sink, config: { type: 'synthetic', width: 32, height: 24, fps: 50 }, logger: pino({ level: 'silent' }), clock: createSystemClock() }),
+  // A frame that cannot be encoded (sharp refuses an empty image): the path an encoder failure takes.
+  failing: ({ camera, sink }) => new SyntheticSource({ camera, sink, config: { type: 'synthetic', width: 0, height: 0, fps: 10 }, logger: pino({ level: 'silent' }), clock: createSystemClock() }),
+  finite: 'never',
+  program: 'in-process',
+});
 
 describe('SyntheticSource', () => {
   it('emits JPEGs of the configured size, cycling through the palette', async () => {
