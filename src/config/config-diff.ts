@@ -1,15 +1,16 @@
-import type { Config } from './schema.js';
+import { ConfigSchema, type Config } from './schema.js';
+import { runtimeKeyPaths } from './reload-marks.js';
 
 // What a configuration reload changes, and which of it the daemon can apply while running.
 // Pure: no I/O, so every classification is unit-tested.
 
 /**
- * Key paths applied at runtime (a change under one of them is applied; a change anywhere else
- * is reported as needing a restart). Keys added to the schema later default to "restart", so a
- * new setting is never silently ignored.
+ * Key paths applied at runtime: those marked `.meta(RELOAD_AT_RUNTIME)` in the config schema
+ * (a change under one of them is applied; a change anywhere else is reported as needing a
+ * restart). Unmarked keys, including ones added to the schema later, default to "restart", so
+ * a new setting is never silently ignored.
  */
-export const RUNTIME_KEYS = ['log.level', 'publish', 'watch', 'cameras', 'stats_interval', 'shutdown_timeout_ms'] as const;
-export type RuntimeKey = (typeof RUNTIME_KEYS)[number];
+export const RUNTIME_KEYS: readonly string[] = runtimeKeyPaths(ConfigSchema);
 
 export type ChangeKind = 'added' | 'removed' | 'changed';
 
@@ -65,7 +66,7 @@ export function diffConfig(active: Config, next: Config): ConfigDiff {
  * the `keys` that were applied successfully) taken from `next`. Keys needing a restart keep
  * their running value, so the next reload reports them again until the daemon is restarted.
  */
-export function mergeRuntime(active: Config, next: Config, keys: readonly RuntimeKey[] = RUNTIME_KEYS): Config {
+export function mergeRuntime(active: Config, next: Config, keys: readonly string[] = RUNTIME_KEYS): Config {
   const merged = structuredClone(active) as unknown as Record<string, unknown>;
   for (const key of keys) {
     const path = key.split('.');
@@ -76,7 +77,7 @@ export function mergeRuntime(active: Config, next: Config, keys: readonly Runtim
 }
 
 /** The runtime key a change's path (`publish.top_k`, `cameras[yard].source`) falls under; undefined: needs a restart. */
-export function runtimeKeyOf(path: string): RuntimeKey | undefined {
+export function runtimeKeyOf(path: string): string | undefined {
   return RUNTIME_KEYS.find((k) => path === k || path.startsWith(`${k}.`) || path.startsWith(`${k}[`));
 }
 

@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { hostname } from 'node:os';
 
 // The single source of truth for configuration: types come from z.infer, the JSON Schema
-// (`edge-classifier config schema`) from z.toJSONSchema.
+// (`edge-classifier config schema`) from z.toJSONSchema. Keys a reload applies without a restart
+// carry .meta(RELOAD_AT_RUNTIME) (reload-marks.ts); config-diff.ts reads them from here.
 
 import { slug } from './primitives.js';
 import { SourceSchema } from './source-schema.js';
@@ -10,6 +11,7 @@ import { MqttSchema, PublishSchema, WatchSchema, HomeAssistantSchema } from './m
 import { CommandsSchema } from './commands-schema.js';
 import { UpdatesSchema } from './updates-schema.js';
 import { HttpSchema } from './http-schema.js';
+import { RELOAD_AT_RUNTIME } from './reload-marks.js';
 
 export * from './source-schema.js';
 export * from './mqtt-schema.js';
@@ -104,10 +106,11 @@ export const ConfigSchema = z
     cameras: z
       .array(CameraSchema)
       .min(1)
-      .refine((cams) => new Set(cams.map((c) => c.id)).size === cams.length, 'camera ids must be unique'),
+      .refine((cams) => new Set(cams.map((c) => c.id)).size === cams.length, 'camera ids must be unique')
+      .meta(RELOAD_AT_RUNTIME),
     mqtt: MqttSchema.default(() => MqttSchema.parse({})),
-    publish: PublishSchema.default(() => PublishSchema.parse({})),
-    watch: z.array(WatchSchema).default([]).describe('labels whose presence is published as ON/OFF events'),
+    publish: PublishSchema.default(() => PublishSchema.parse({})).meta(RELOAD_AT_RUNTIME),
+    watch: z.array(WatchSchema).default([]).describe('labels whose presence is published as ON/OFF events').meta(RELOAD_AT_RUNTIME),
     homeassistant: HomeAssistantSchema.default(() => HomeAssistantSchema.parse({})),
     commands: CommandsSchema.default(() => CommandsSchema.parse({})),
     updates: UpdatesSchema.default(() => UpdatesSchema.parse({})),
@@ -116,17 +119,18 @@ export const ConfigSchema = z
       .number()
       .min(0)
       .default(60)
-      .describe('seconds between B/D/stats messages and "stats" log lines; 0: never'),
+      .describe('seconds between B/D/stats messages and "stats" log lines; 0: never')
+      .meta(RELOAD_AT_RUNTIME),
     state_dir: z
       .string()
       .min(1)
       .default('/var/lib/edge-classifier')
       .describe('persistent state: runtime settings changed over MQTT, the offline queue, installed models'),
     log: z
-      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') })
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').meta(RELOAD_AT_RUNTIME) })
       .strict()
       .default({ level: 'info' }),
-    shutdown_timeout_ms: z.number().int().min(100).max(60_000).default(4_000),
+    shutdown_timeout_ms: z.number().int().min(100).max(60_000).default(4_000).meta(RELOAD_AT_RUNTIME),
   })
   .strict()
   .superRefine((cfg, ctx) => {

@@ -2,7 +2,7 @@ import type { Logger } from '../ops/logger.js';
 import type { Clock } from '../ops/clock.js';
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../config/load.js';
-import { diffConfig, mergeRuntime, runtimeKeyOf, RUNTIME_KEYS, type ConfigDiff, type RuntimeKey } from '../config/config-diff.js';
+import { diffConfig, mergeRuntime, runtimeKeyOf, type ConfigDiff } from '../config/config-diff.js';
 import type { RuntimeSettings } from '../config/runtime-settings.js';
 import { resolveRules, type LabelWatcher, type ResolvedRule } from '../mqtt/label-watch.js';
 import type { MqttPublisher } from '../mqtt/mqtt-publisher.js';
@@ -128,21 +128,24 @@ export class ConfigReloader {
         return this.reject(from.file, err);
       }
     }
-    const appliers: Record<RuntimeKey, () => Promise<void> | void> = {
+    // One per key marked runtime in the config schema, applied in this order.
+    const appliers: Record<string, () => Promise<void> | void> = {
       'log.level': () => this.deps.setLogLevel(next.log.level),
-      // Cameras before publish options: a removed camera is gone before new options show.
-      cameras: () => this.applyCameras(next, diff),
       publish: () => this.deps.settings.setBase(next.publish),
       watch: () => this.applyWatch(rules),
+      cameras: () => this.applyCameras(next, diff),
       stats_interval: () => this.deps.stats.setInterval(next.stats_interval),
       shutdown_timeout_ms: () => undefined, // read from `active` at shutdown
     };
-    const done: RuntimeKey[] = [];
+    const done: string[] = [];
     const errors: string[] = [];
-    for (const key of RUNTIME_KEYS) {
+    // A key marked in the schema but not handled here fails the reload rather than being
+    // reported as applied while nothing happened.
+    for (const key of touched) if (!Object.hasOwn(appliers, key)) errors.push(`${key}: marked as applied at runtime, but the reloader cannot apply it`);
+    for (const [key, apply] of Object.entries(appliers)) {
       if (!touched.has(key)) continue;
       try {
-        await appliers[key]();
+        await apply();
         done.push(key);
       } catch (err) {
         errors.push(`${key}: ${(err as Error).message}`);
