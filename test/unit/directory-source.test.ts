@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, open, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rename, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { resourceUsage } from 'node:process';
@@ -12,7 +12,7 @@ import { CameraHealth, monitoredSink } from '../../src/camera/camera-health.js';
 import type { ReadFs } from '../../src/camera/safe-read.js';
 import { FrameSlots } from '../../src/daemon/frame-slots.js';
 import type { DirectorySourceConfig } from '../../src/config/schema.js';
-import { createSystemClock } from '../../src/ops/clock.js';
+import { createSystemClock, type Clock } from '../../src/ops/clock.js';
 import { cameraSourceContract, type SourceFactoryDeps } from '../contracts/camera-source.contract.js';
 
 /**
@@ -80,6 +80,8 @@ class RecordingSink implements FrameSink {
 
 const logger = pino({ level: 'silent' });
 const clock = createSystemClock();
+/** The system clock with sleeps 20 times shorter: the retry backoff of 1 s, 2 s, 4 s takes 50, 100, 200 ms. */
+const fastSleeps: Clock = { ...clock, sleep: (ms, signal) => clock.sleep(ms / 20, signal) };
 
 function config(path: string, over: Partial<DirectorySourceConfig> = {}): DirectorySourceConfig {
   return { type: 'directory', path, fps: 100, loop: false, realtime: false, max_file_bytes: 32 * 1024 * 1024, read_timeout_ms: 5_000, ...over };
@@ -93,8 +95,8 @@ async function png(path: string, rgb: [number, number, number]): Promise<void> {
 let dir: string;
 const sources: DirectorySource[] = [];
 
-function makeSource(sink: FrameSink, over: Partial<DirectorySourceConfig> = {}, path = dir): DirectorySource {
-  const source = new DirectorySource({ camera: 'cam1', config: config(path, over), logger, clock, sink });
+function makeSource(sink: FrameSink, over: Partial<DirectorySourceConfig> = {}, path = dir, sourceClock: Clock = clock): DirectorySource {
+  const source = new DirectorySource({ camera: 'cam1', config: config(path, over), logger, clock: sourceClock, sink });
   sources.push(source);
   return source;
 }
@@ -212,19 +214,23 @@ describe('DirectorySource', () => {
   it('reports a missing directory by path, and recovers when it appears', async () => {
     const later = join(dir, 'mount-later');
     const sink = new RecordingSink();
-    await makeSource(sink, {}, later).start();
+    await makeSource(sink, {}, later, fastSleeps).start();
     await sink.until(() => sink.errors.length >= 1);
     expect(sink.errors[0]!.message).toContain(later);
     expect(sink.errors[0]!.message).toMatch(/does not exist/);
     expect(sink.frames).toHaveLength(0);
 
     await mkdir(later);
-    await sink.until(() => sink.errors.length >= 2); // empty: reported too, naming the path
-    expect(sink.errors[1]!.message).toContain(later);
-    expect(sink.errors[1]!.message).toMatch(/no image files/);
+    // Empty: reported too, naming the path (after as many "does not exist" as retries came first).
+    const empty = () => sink.errors.findIndex((e) => /no image files/.test(e.message));
+    await sink.until(() => empty() >= 0);
+    expect(sink.errors.slice(0, empty()).every((e) => /does not exist/.test(e.message))).toBe(true);
+    expect(sink.errors[empty()]!.message).toContain(later);
 
-    await png(join(later, 'x.png'), [5, 5, 5]);
-    await sink.until(() => sink.ended > 0, 10_000); // backoff: 1 s, 2 s, 4 s
+    // Written whole, then moved in: a retry (every 100-200 ms here) never sees half a file.
+    await png(join(dir, 'x.part'), [5, 5, 5]);
+    await rename(join(dir, 'x.part'), join(later, 'x.png'));
+    await sink.until(() => sink.ended > 0, 10_000); // backoff: 1 s, 2 s, 4 s (here 20 times shorter)
     expect(sink.frames.map((f) => [f.source, f.seq])).toEqual([['x.png', 1]]);
   });
 
