@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { seededRandom } from '../ops/seeded-random.js';
+import { seededRandom } from '../core/seeded-random.js';
 
 /**
  * In-memory frames for the bench: camera-like 640x480 JPEGs, or packed RGB24 at the model's

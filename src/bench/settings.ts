@@ -1,5 +1,5 @@
-import type { Logger } from '../ops/logger.js';
-import type { Clock } from '../ops/clock.js';
+import type { Logger } from '../core/logger.js';
+import type { Clock } from '../core/clock.js';
 import type { ExecutionProvider, PreprocessSpec } from '../config/schema.js';
 import type { RawFormat } from '../camera/frame.js';
 

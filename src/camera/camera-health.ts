@@ -1,4 +1,4 @@
-import type { Clock } from '../ops/clock.js';
+import type { Clock } from '../core/clock.js';
 import type { FrameSink } from './frame.js';
 
 export type CameraState = 'starting' | 'online' | 'offline' | 'disabled' | 'ended';

@@ -1,5 +1,5 @@
-import type { Logger } from '../ops/logger.js';
-import type { Clock } from '../ops/clock.js';
+import type { Logger } from '../core/logger.js';
+import type { Clock } from '../core/clock.js';
 
 /** Packed 8-bit RGB pixels (3 bytes per pixel, row-major, no padding). */
 export interface RawFormat {

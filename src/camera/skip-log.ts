@@ -1,4 +1,4 @@
-import type { Logger } from '../ops/logger.js';
+import type { Logger } from '../core/logger.js';
 
 // A file skipped again for the same reason (every pass of a looping replay) is named again only
 // after this long: the counter says it is still being skipped.

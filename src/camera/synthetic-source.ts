@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import type { SyntheticSourceConfig } from '../config/schema.js';
-import { DEMO_PALETTE, type PaletteColour } from '../modelgen/palette.js';
+import { DEMO_PALETTE, type PaletteColour } from './palette.js';
 import { LoopSource } from './loop-source.js';
 import type { SourceDeps } from './frame.js';
 

@@ -5,7 +5,7 @@ import { resolvePreprocess } from '../vision/presets.js';
 import { PresetName, ExecutionProvider } from '../config/schema.js';
 import type { PreparedTensor } from '../vision/preprocess.js';
 import { UsageError, parseCliArgs, type CliContext } from './context.js';
-import { expandImagePaths } from './image-files.js';
+import { expandImagePaths } from '../vision/image-files.js';
 import { parsePreprocess } from './preprocess-option.js';
 
 export const CLASSIFY_USAGE = `classify --model FILE --labels FILE [--preset imagenet|caffe-bgr] [--preprocess JSON] [--top-k N]

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { ConfigError, EX_CONFIG, loadConfigFile } from '../config/load.js';
-import { createLogger } from '../ops/logger.js';
-import { createSystemClock } from '../ops/clock.js';
+import { createLogger } from '../core/logger.js';
+import { createSystemClock } from '../core/clock.js';
 import { defaultWorkerUrl } from '../inference/worker-url.js';
 import { ModelMismatchError } from '../inference/model-check.js';
 import { ModelLoadError } from '../inference/inference-worker.js';

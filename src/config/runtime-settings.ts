@@ -1,7 +1,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
-import type { Logger } from '../ops/logger.js';
+import type { Logger } from '../core/logger.js';
 import { PublishFields, type PublishConfig } from './schema.js';
 import { formatPath } from './load.js';
 

@@ -1,5 +1,5 @@
-import type { Logger } from '../ops/logger.js';
-import type { Clock } from '../ops/clock.js';
+import type { Logger } from '../core/logger.js';
+import type { Clock } from '../core/clock.js';
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../config/load.js';
 import { diffConfig, mergeRuntime, runtimeKeyOf, type ConfigDiff } from '../config/config-diff.js';

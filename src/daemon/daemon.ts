@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { mkdtemp, rm } from 'node:fs/promises';
 import type { connect as mqttConnect } from 'mqtt';
-import type { Logger } from '../ops/logger.js';
-import type { Clock } from '../ops/clock.js';
+import type { Logger } from '../core/logger.js';
+import type { Clock } from '../core/clock.js';
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../config/load.js';
 import { RuntimeSettings } from '../config/runtime-settings.js';
@@ -16,7 +16,7 @@ import { CommandServer } from '../mqtt/commands/command-server.js';
 import { CommandAuth, logCommandAccess } from '../mqtt/commands/command-auth.js';
 import { LabelWatcher, resolveRules } from '../mqtt/label-watch.js';
 import type { ModelRef, ModelUpdatePayload, PredictionPayload } from '../mqtt/payloads.js';
-import { LatencyWindow } from '../ops/latency-window.js';
+import { LatencyWindow } from '../core/latency-window.js';
 import { Pipeline } from './pipeline.js';
 import { Cameras } from './cameras.js';
 import { PredictionRouter } from './prediction-router.js';
@@ -26,9 +26,9 @@ import { Lifecycle, StartAborted } from './lifecycle.js';
 import { StatsSchedule } from './stats-schedule.js';
 import { ConfigReloader, type ConfigSource } from './config-reloader.js';
 import type { ConfigReportPayload } from '../mqtt/payloads.js';
-import { OpsHttp, PREVIEW_TOP } from '../ops/http/ops-http.js';
-import { SdNotifier } from '../ops/sd-notify.js';
-import { ServiceWatchdog } from '../ops/watchdog.js';
+import { OpsHttp, PREVIEW_TOP } from '../service/http/ops-http.js';
+import { SdNotifier } from '../service/sd-notify.js';
+import { ServiceWatchdog } from '../service/watchdog.js';
 import { updatesFetch } from '../updates/http-client.js';
 
 export interface DaemonDeps {

@@ -1,4 +1,4 @@
-import type { Logger } from '../ops/logger.js';
+import type { Logger } from '../core/logger.js';
 
 /** A start stopped by a shutdown request (Lifecycle.abort, ModelManager.abort). */
 export class StartAborted extends Error {

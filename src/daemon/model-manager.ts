@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import type { Logger } from '../ops/logger.js';
-import type { Clock } from '../ops/clock.js';
+import type { Logger } from '../core/logger.js';
+import type { Clock } from '../core/clock.js';
 import type { Config, PreprocessSpec } from '../config/schema.js';
 import { ConfigError } from '../config/load.js';
 import { Classifier, type ActiveModel } from '../inference/classifier.js';

@@ -1,5 +1,5 @@
-import type { Logger } from '../ops/logger.js';
-import type { Clock } from '../ops/clock.js';
+import type { Logger } from '../core/logger.js';
+import type { Clock } from '../core/clock.js';
 import type { Frame, FrameSink } from '../camera/frame.js';
 import type { PreparedTensor } from '../vision/preprocess.js';
 import type { Classification } from '../inference/classifier.js';

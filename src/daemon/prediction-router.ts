@@ -1,4 +1,4 @@
-import type { Clock } from '../ops/clock.js';
+import type { Clock } from '../core/clock.js';
 import type { PublishConfig } from '../config/schema.js';
 import { ChangeFilter } from '../mqtt/change-filter.js';
 import type { LabelEvent, LabelWatcher } from '../mqtt/label-watch.js';

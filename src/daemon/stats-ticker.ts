@@ -1,5 +1,5 @@
-import type { Logger } from '../ops/logger.js';
-import type { Clock } from '../ops/clock.js';
+import type { Logger } from '../core/logger.js';
+import type { Clock } from '../core/clock.js';
 import { buildStats, createCpuMeter, type StatsPayload, type StatsSources } from './stats.js';
 
 export interface StatsTickerDeps {

@@ -32,8 +32,8 @@ process.on('disconnect', () => process.exit(2));
 // (an incomplete install), not the candidate's, and the parent must not refuse the release for it.
 const [{ validateModel }, { createLogger }, { createSystemClock }] = await Promise.all([
   import('../updates/validator.js'),
-  import('../ops/logger.js'),
-  import('../ops/clock.js'),
+  import('../core/logger.js'),
+  import('../core/clock.js'),
 ]);
 
 process.once('message', (raw: unknown) => {

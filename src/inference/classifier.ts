@@ -1,6 +1,6 @@
-import type { Logger } from '../ops/logger.js';
+import type { Logger } from '../core/logger.js';
 import type { RawFormat } from '../camera/frame.js';
-import type { Clock } from '../ops/clock.js';
+import type { Clock } from '../core/clock.js';
 import type { PreprocessSpec, ExecutionProvider } from '../config/schema.js';
 import type { InferenceWorker } from './inference-worker.js';
 import type { ModelIdentity } from './model-identity.js';

@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import type { Logger } from '../ops/logger.js';
+import type { Logger } from '../core/logger.js';
 import type { LoadOptions, LoadedModel, WorkerReply, WorkerRequest } from './protocol.js';
 import type { TensorData } from '../vision/preprocess.js';
 

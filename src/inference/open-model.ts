@@ -1,4 +1,4 @@
-import type { Logger } from '../ops/logger.js';
+import type { Logger } from '../core/logger.js';
 import type { PreprocessSpec } from '../config/schema.js';
 import { loadLabels } from '../vision/labels.js';
 import { inputDims, type InputDType, type TensorData } from '../vision/preprocess.js';

@@ -11,7 +11,7 @@
  */
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DEMO_PALETTE } from './palette.js';
+import { DEMO_PALETTE } from '../camera/palette.js';
 import { encodeModel, floatTensor, int64Tensor, type NodeDef, type TensorDef } from './onnx-writer.js';
 
 export interface DemoModelOptions {

@@ -16,7 +16,7 @@
  * synth.ts centres it on measured features, without which every image gets the same top-1.
  */
 import type { ModelDef, NodeDef, TensorDef } from './onnx-writer.js';
-import { seededRandom } from '../ops/seeded-random.js';
+import { seededRandom } from '../core/seeded-random.js';
 
 /** A value's shape; dim 0 is the symbolic batch dim. */
 export type Shape = (number | string)[];

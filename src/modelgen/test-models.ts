@@ -2,7 +2,7 @@
  * Models that only tests use. They live in src (not test/) so integration tests that drive the
  * built CLI and worker from dist can generate them too.
  */
-import { DEMO_PALETTE } from './palette.js';
+import { DEMO_PALETTE } from '../camera/palette.js';
 import { encodeModel, floatTensor, int64Tensor, type NodeDef } from './onnx-writer.js';
 
 export interface SlowModelOptions {

@@ -1,4 +1,4 @@
-import type { Clock } from '../ops/clock.js';
+import type { Clock } from '../core/clock.js';
 
 export interface ChangeFilterConfig {
   /** Publish when the top-1 score moves by more than this (absolute, 0-1). */

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server, type AddressInfo, type Socket } from 'node:net';
 import { Aedes, type AedesOptions, type Client } from 'aedes';
 import type { z } from 'zod';
-import type { Logger } from '../ops/logger.js';
+import type { Logger } from '../core/logger.js';
 import { ConfigError } from '../config/load.js';
 import { EmbeddedBrokerSchema, type EmbeddedBrokerConfig } from '../config/embedded-broker-schema.js';
 import { PacketSizeGuard } from './broker/packet-size-guard.js';

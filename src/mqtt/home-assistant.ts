@@ -1,5 +1,5 @@
-import type { Logger } from '../ops/logger.js';
-import type { Clock } from '../ops/clock.js';
+import type { Logger } from '../core/logger.js';
+import type { Clock } from '../core/clock.js';
 import type { MqttPublisher } from './mqtt-publisher.js';
 import { discoveryMessages, nodeId, type DiscoveryContext } from './ha-discovery.js';
 

@@ -1,11 +1,11 @@
 import { connect as mqttConnect, type IClientPublishOptions, type IPublishPacket, type MqttClient } from 'mqtt';
-import type { Logger } from '../ops/logger.js';
-import type { Clock } from '../ops/clock.js';
+import type { Logger } from '../core/logger.js';
+import type { Clock } from '../core/clock.js';
 import type { MqttConfig } from '../config/schema.js';
 import { createTopics, type Topics } from './topics.js';
 import { topicMatches } from './topic-match.js';
 import { clientOptions, reconnectDelay } from './client-options.js';
-import { redactUrl } from '../ops/redact-url.js';
+import { redactUrl } from '../core/redact-url.js';
 import type { AvailabilityState, CameraStatusPayload, LabelEventPayload, PredictionPayload, StatusPayload } from './payloads.js';
 import type { LabelEvent } from './label-watch.js';
 import { join } from 'node:path';

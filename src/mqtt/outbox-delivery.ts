@@ -1,6 +1,6 @@
 import type { MqttClient } from 'mqtt';
-import type { Logger } from '../ops/logger.js';
-import type { Clock } from '../ops/clock.js';
+import type { Logger } from '../core/logger.js';
+import type { Clock } from '../core/clock.js';
 import type { Outbox, OutboxMessage } from './outbox/index.js';
 
 export interface OutboxDeliveryDeps {

@@ -1,4 +1,4 @@
-import type { Clock } from '../ops/clock.js';
+import type { Clock } from '../core/clock.js';
 
 // The HTTP-level rules of a model download, free of files: how failures are described and
 // classified, how long to back off, how to read Content-Range and pick the If-Range

@@ -1,8 +1,8 @@
 import { createHash, type Hash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import type { Clock } from '../ops/clock.js';
-import type { Logger } from '../ops/logger.js';
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../core/logger.js';
 import { cleanTempDir, fsyncDir, fsyncFile, hashPrefix, partPaths, fileSize, readSidecar, removeQuietly, writeAllAt, writeSidecar, type PartPaths } from './download-part.js';
 import { describeFetchError, redactUrl, splitCredentials } from './http-poll.js';
 import { updatesFetch } from './http-client.js';

@@ -1,4 +1,4 @@
-import { redactUrl } from '../ops/redact-url.js';
+import { redactUrl } from '../core/redact-url.js';
 import { updatesFetch } from './http-client.js';
 // Small HTTP GETs for the update poller (the manifest, its signature): conditional, so that an
 // hourly poll of an unchanged manifest costs one 304 and no body, and capped, so that a

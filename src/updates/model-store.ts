@@ -39,8 +39,8 @@
  */
 import { mkdir, readFile, readdir, readlink, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Logger } from '../ops/logger.js';
-import type { Clock } from '../ops/clock.js';
+import type { Logger } from '../core/logger.js';
+import type { Clock } from '../core/clock.js';
 import type { UpdatesConfig } from '../config/updates-schema.js';
 import { fsyncPath, isValidVersionName, NAMES, readMarker, removeVersionDir, SCRATCH, verifyVersionDir, writeVersionDir, type ModelFiles } from './model-dirs.js';
 import { DIED_VALIDATING, isNoSpace, readUpdateState, writeUpdateState, type ProbationStatus, type UpdateState, type WriteStatus } from './update-state.js';

@@ -1,12 +1,12 @@
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { Logger } from '../ops/logger.js';
-import type { Clock } from '../ops/clock.js';
+import type { Logger } from '../core/logger.js';
+import type { Clock } from '../core/clock.js';
 import type { PreprocessSpec, PresetName } from '../config/schema.js';
 import { Classifier } from '../inference/classifier.js';
 import { loadLabels } from '../vision/labels.js';
 import { resolvePreprocess } from '../vision/presets.js';
-import { expandImagePaths } from '../cli/image-files.js';
+import { expandImagePaths } from '../vision/image-files.js';
 import { hashFile, type HashedFile, type ProgressSink } from './hash-file.js';
 import { describeModelIo, readModelIo } from './model-meta.js';
 import { ArtifactSchema, ManifestSchema, MANIFEST_FILE, ModelJsonSchema, RELEASE_FILES, SCHEMA_VERSION, SIGNATURE_FILE, type Artifact, type Manifest, type ModelJsonInput } from './manifest.js';

@@ -1,6 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Clock } from '../ops/clock.js';
+import type { Clock } from '../core/clock.js';
 import { parseLabels } from '../vision/labels.js';
 import { hashFile, type ProgressSink } from './hash-file.js';
 import { modelJsonProblems, readModelIo } from './model-meta.js';

@@ -5,7 +5,7 @@
  */
 import { readFile, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { Logger } from '../ops/logger.js';
+import type { Logger } from '../core/logger.js';
 import { fsyncPath, writeDurable } from './model-dirs.js';
 
 export interface Probation {

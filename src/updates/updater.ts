@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import type { Logger } from '../ops/logger.js';
-import type { Clock } from '../ops/clock.js';
+import type { Logger } from '../core/logger.js';
+import type { Clock } from '../core/clock.js';
 import type { ExecutionProvider, UpdatesConfig } from '../config/schema.js';
 import type { ModelUpdatePayload, UpdateState } from '../mqtt/payloads.js';
 import { conditionalGet, redactUrl } from './http-poll.js';

@@ -23,8 +23,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import type { Logger } from '../ops/logger.js';
-import type { Clock } from '../ops/clock.js';
+import type { Logger } from '../core/logger.js';
+import type { Clock } from '../core/clock.js';
 import type { ExecutionProvider, PreprocessSpec, UpdatesConfig } from '../config/schema.js';
 import type { LoadedModel, ProviderFailure } from '../inference/protocol.js';
 import type { ModelJson } from './manifest.js';

@@ -195,7 +195,7 @@ import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { buildDemoModel } from './dist/modelgen/demo-model.js';
-import { DEMO_PALETTE } from './dist/modelgen/palette.js';
+import { DEMO_PALETTE } from './dist/camera/palette.js';
 const S = 8, mean = [0.485, 0.456, 0.406], std = [0.229, 0.224, 0.225];
 const session = await ort.InferenceSession.create(buildDemoModel({ size: S }), { executionProviders: ['cpu'] });
 const smoke = [];

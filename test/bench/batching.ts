@@ -38,7 +38,7 @@ import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { buildDemoModel } from '../../src/modelgen/demo-model.js';
 import { synthesizeResnet50 } from '../../src/modelgen/synth.js';
-import { seededRandom } from '../../src/ops/seeded-random.js';
+import { seededRandom } from '../../src/core/seeded-random.js';
 import { fileURLToPath } from 'node:url';
 
 const SIZE = 224;

@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { connect } from 'mqtt';
 import { EmbeddedBroker } from '../../src/mqtt/embedded-broker.js';
-import { createLogger } from '../../src/ops/logger.js';
+import { createLogger } from '../../src/core/logger.js';
 
 const { values } = parseArgs({
   options: { model: { type: 'string' }, frames: { type: 'string', default: '10000' }, fps: { type: 'string', default: '60' } },

@@ -14,7 +14,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import type { Outbox, OutboxConfig, OutboxMessage, MessageKind, Send } from '../../src/mqtt/outbox/index.js';
-import type { Logger } from '../../src/ops/logger.js';
+import type { Logger } from '../../src/core/logger.js';
 
 export interface LogLine {
   level: number;

@@ -11,7 +11,7 @@
  *   done <json>     the DownloadResult
  */
 import { pino } from 'pino';
-import { createSystemClock } from '../../src/ops/clock.js';
+import { createSystemClock } from '../../src/core/clock.js';
 import { Downloader } from '../../src/updates/downloader.js';
 import { updatesFetch } from '../../src/updates/http-client.js';
 

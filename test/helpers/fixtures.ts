@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { DEMO_PALETTE } from '../../src/modelgen/palette.js';
+import { DEMO_PALETTE } from '../../src/camera/palette.js';
 import { demoLabels, type DemoModelOptions, buildDemoModel } from '../../src/modelgen/demo-model.js';
 
 export function tempDir(prefix = 'ec-test-'): string {

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import sharp from 'sharp';
 import { freePort } from './ports.js';
-import { seededBytes } from '../../src/ops/seeded-random.js';
+import { seededBytes } from '../../src/core/seeded-random.js';
 
 export interface MjpegServerOptions {
   port?: number;

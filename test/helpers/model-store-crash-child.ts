@@ -16,7 +16,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { ModelStore } from '../../src/updates/model-store.js';
-import { createSystemClock } from '../../src/ops/clock.js';
+import { createSystemClock } from '../../src/core/clock.js';
 
 const [stateDir] = process.argv.slice(2);
 if (!stateDir) throw new Error('usage: model-store-crash-child <state_dir>');

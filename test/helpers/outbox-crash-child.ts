@@ -13,7 +13,7 @@
  */
 import { pino } from 'pino';
 import { Outbox } from '../../src/mqtt/outbox/index.js';
-import { createSystemClock } from '../../src/ops/clock.js';
+import { createSystemClock } from '../../src/core/clock.js';
 
 export const KEEP = 200;
 

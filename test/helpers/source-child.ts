@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { createSource } from '../../src/camera/create-source.js';
 import type { Frame, FrameSink } from '../../src/camera/frame.js';
 import { SourceSchema } from '../../src/config/schema.js';
-import { createSystemClock } from '../../src/ops/clock.js';
+import { createSystemClock } from '../../src/core/clock.js';
 
 function emit(event: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify(event)}\n`);

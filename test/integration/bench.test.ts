@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/fixtures.js';
 import { buildDemoModel } from '../../src/modelgen/demo-model.js';
-import { DEMO_PALETTE } from '../../src/modelgen/palette.js';
+import { DEMO_PALETTE } from '../../src/camera/palette.js';
 import { ModelSchema } from '../../src/config/schema.js';
 import { parseSvg, polylinePoints, xmlText } from '../helpers/svg.js';
 

@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
 import { colourImage, tempDir, writeColourModel } from '../helpers/fixtures.js';
-import { DEMO_PALETTE } from '../../src/modelgen/palette.js';
+import { DEMO_PALETTE } from '../../src/camera/palette.js';
 
 interface Line {
   file: string;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pino } from 'pino';
-import { createSystemClock } from '../../src/ops/clock.js';
+import { createSystemClock } from '../../src/core/clock.js';
 import { Downloader } from '../../src/updates/downloader.js';
 import { updatesFetch } from '../../src/updates/http-client.js';
 import { tempDir } from '../helpers/fixtures.js';

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, uti
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { pino } from 'pino';
-import { createSystemClock } from '../../src/ops/clock.js';
+import { createSystemClock } from '../../src/core/clock.js';
 import { Downloader, DownloadError, type DownloaderConfig } from '../../src/updates/downloader.js';
 import { conditionalGet, HttpStatusError } from '../../src/updates/http-poll.js';
 import { updatesFetch } from '../../src/updates/http-client.js';

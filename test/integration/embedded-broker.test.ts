@@ -5,7 +5,7 @@ import { tempDir } from '../helpers/fixtures.js';
 import { waitForLog } from '../helpers/cli.js';
 import { MqttCollector } from '../helpers/mqtt-collector.js';
 import { Requester } from '../helpers/mqtt-request.js';
-import type { Logger } from '../../src/ops/logger.js';
+import type { Logger } from '../../src/core/logger.js';
 import { EmbeddedBroker } from '../../src/mqtt/embedded-broker.js';
 import { floodPublish, idleSocket, mqttClient, peakRssDuring, rssMb, startBrokerDaemon, type BrokerDaemon } from '../helpers/broker-flood.js';
 

@@ -9,7 +9,7 @@ import { FfmpegSource } from '../../src/camera/ffmpeg-source.js';
 import { MjpegSplitter } from '../../src/camera/process/mjpeg-splitter.js';
 import { ProcessSupervisor } from '../../src/camera/process/process-supervisor.js';
 import { SourceSchema, type FfmpegSourceConfig } from '../../src/config/schema.js';
-import { createSystemClock } from '../../src/ops/clock.js';
+import { createSystemClock } from '../../src/core/clock.js';
 import { MjpegServer } from '../helpers/mjpeg-server.js';
 import { hasProgram } from '../helpers/mosquitto.js';
 import { freePort } from '../helpers/ports.js';

@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import sharp from 'sharp';
 import { GstreamerSource } from '../../src/camera/gstreamer-source.js';
 import { SourceSchema, type GstreamerSourceConfig } from '../../src/config/schema.js';
-import { createSystemClock } from '../../src/ops/clock.js';
+import { createSystemClock } from '../../src/core/clock.js';
 import { hasProgram } from '../helpers/mosquitto.js';
 import { findProcesses, groupMembers, procInfo, waitGone } from '../helpers/processes.js';
 import { RecordingSink } from '../helpers/recording-sink.js';

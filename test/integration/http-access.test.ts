@@ -8,7 +8,7 @@ import { runCli, startCli, waitForLog, type Started } from '../helpers/cli.js';
 import { freePort } from '../helpers/ports.js';
 import { tempDir, writeColourModel } from '../helpers/fixtures.js';
 import { until } from '../helpers/sse-client.js';
-import { hashPassword } from '../../src/ops/http/http-auth.js';
+import { hashPassword } from '../../src/service/http/http-auth.js';
 
 // Who may talk to the daemon's HTTP server, tried as an attacker would: raw requests with a
 // foreign Host header, and a real Chromium whose resolver maps evil.example to 127.0.0.1 (what

@@ -8,7 +8,7 @@ import { freePort } from '../helpers/ports.js';
 import { tempDir, writeColourModel } from '../helpers/fixtures.js';
 import { parsePrometheus, samples, value } from '../helpers/prometheus.js';
 import { connectSse, until } from '../helpers/sse-client.js';
-import { DEMO_PALETTE } from '../../src/modelgen/palette.js';
+import { DEMO_PALETTE } from '../../src/camera/palette.js';
 
 // The daemon's HTTP server as an operator meets it: the built CLI with a YAML config, a
 // synthetic camera and the generated colour model, the embedded broker, and plain fetch.

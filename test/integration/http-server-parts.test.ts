@@ -2,9 +2,9 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { SseHub } from '../../src/ops/http/sse.js';
-import { HttpListener } from '../../src/ops/http/listener.js';
-import { createSystemClock } from '../../src/ops/clock.js';
+import { SseHub } from '../../src/service/http/sse.js';
+import { HttpListener } from '../../src/service/http/listener.js';
+import { createSystemClock } from '../../src/core/clock.js';
 import { connectSse, until, type SseClient } from '../helpers/sse-client.js';
 
 // The HTTP server's socket-facing parts on real loopback sockets: the event-stream hub (limits,

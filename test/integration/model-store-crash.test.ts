@@ -4,7 +4,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { ModelStore } from '../../src/updates/model-store.js';
-import { createSystemClock } from '../../src/ops/clock.js';
+import { createSystemClock } from '../../src/core/clock.js';
 import { sha256File } from '../../src/inference/model-identity.js';
 import { tempDir } from '../helpers/fixtures.js';
 import { REPO } from '../helpers/cli.js';

@@ -6,7 +6,7 @@ import { Mosquitto } from '../helpers/mosquitto.js';
 import { MqttCollector } from '../helpers/mqtt-collector.js';
 import { startCli, type Started } from '../helpers/cli.js';
 import { colourImage, tempDir, writeColourModel } from '../helpers/fixtures.js';
-import { seededRandom } from '../../src/ops/seeded-random.js';
+import { seededRandom } from '../../src/core/seeded-random.js';
 
 // 1,000 fuzzed requests against the real daemon: random bytes, deep JSON, huge strings, wrong
 // types, unknown commands. The daemon must stay up and answer every request.

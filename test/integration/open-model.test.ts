@@ -9,7 +9,7 @@ import { ModelFileError, sha256File } from '../../src/inference/model-identity.j
 import { LabelsFileError } from '../../src/vision/labels.js';
 import { encodeModel } from '../../src/modelgen/onnx-writer.js';
 import { buildSlowModel } from '../../src/modelgen/test-models.js';
-import { DEMO_PALETTE } from '../../src/modelgen/palette.js';
+import { DEMO_PALETTE } from '../../src/camera/palette.js';
 import { resolvePreprocess } from '../../src/vision/presets.js';
 import { tempDir, writeColourModel } from '../helpers/fixtures.js';
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { build } from 'esbuild';
 import { pino } from 'pino';
 import { Outbox } from '../../src/mqtt/outbox/index.js';
-import { createSystemClock } from '../../src/ops/clock.js';
+import { createSystemClock } from '../../src/core/clock.js';
 import { tempDir } from '../helpers/fixtures.js';
 import { REPO } from '../helpers/cli.js';
 

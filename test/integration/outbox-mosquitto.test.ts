@@ -3,7 +3,7 @@ import { connect, connectAsync, type MqttClient } from 'mqtt';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { Outbox, type Send } from '../../src/mqtt/outbox/index.js';
-import { createSystemClock } from '../../src/ops/clock.js';
+import { createSystemClock } from '../../src/core/clock.js';
 import { Mosquitto } from '../helpers/mosquitto.js';
 import { tempDir } from '../helpers/fixtures.js';
 

@@ -6,7 +6,7 @@ import { startCli, waitForLog, REPO, type Started } from '../helpers/cli.js';
 import { freePort } from '../helpers/ports.js';
 import { tempDir, writeColourModel } from '../helpers/fixtures.js';
 import { until } from '../helpers/sse-client.js';
-import { DEMO_PALETTE } from '../../src/modelgen/palette.js';
+import { DEMO_PALETTE } from '../../src/camera/palette.js';
 
 // The live preview page in a real headless Chromium (Debian's package, driven by
 // playwright-core) against the real daemon: a synthetic camera painting colour scenes and the

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
 import { colourImage, tempDir } from '../helpers/fixtures.js';
 import { buildDemoModel, demoLabels } from '../../src/modelgen/demo-model.js';
-import { DEMO_PALETTE } from '../../src/modelgen/palette.js';
+import { DEMO_PALETTE } from '../../src/camera/palette.js';
 import { ManifestSchema, ModelJsonSchema } from '../../src/updates/manifest.js';
 import { signManifest, verifyManifest } from '../../src/updates/signing.js';
 import { hashFile } from '../../src/updates/hash-file.js';

@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import sharp from 'sharp';
 import { FfmpegSource } from '../../src/camera/ffmpeg-source.js';
 import { SourceSchema, type FfmpegSourceConfig } from '../../src/config/schema.js';
-import { createSystemClock } from '../../src/ops/clock.js';
+import { createSystemClock } from '../../src/core/clock.js';
 import { procInfo } from '../helpers/processes.js';
 import { RecordingSink } from '../helpers/recording-sink.js';
 import { RtspServer } from '../helpers/rtsp-server.js';

@@ -5,7 +5,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statf
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { pino } from 'pino';
-import { createSystemClock } from '../../src/ops/clock.js';
+import { createSystemClock } from '../../src/core/clock.js';
 import { Downloader, DownloadError } from '../../src/updates/downloader.js';
 import { buildSlowModel } from '../../src/modelgen/test-models.js';
 import { demoLabels } from '../../src/modelgen/demo-model.js';

@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import type { Frame, FrameSink } from '../../src/camera/frame.js';
 import { WebcamSource } from '../../src/camera/webcam-source.js';
 import type { WebcamSourceConfig } from '../../src/config/schema.js';
-import { createSystemClock } from '../../src/ops/clock.js';
+import { createSystemClock } from '../../src/core/clock.js';
 import { cameraSourceContract, type SourceFactoryDeps } from '../contracts/camera-source.contract.js';
 
 class RecordingSink implements FrameSink {

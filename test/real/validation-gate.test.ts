@@ -8,7 +8,7 @@ import { ModelJsonSchema, type ModelJson } from '../../src/updates/manifest.js';
 import { releaseValidationImages, validateModel, type ValidationRequest } from '../../src/updates/validator.js';
 import { listInitializers, tamperInitializer } from '../../src/modelgen/onnx-tamper.js';
 import { loadLabels } from '../../src/vision/labels.js';
-import { createSystemClock } from '../../src/ops/clock.js';
+import { createSystemClock } from '../../src/core/clock.js';
 import { currentPlatform } from '../../src/updates/platform.js';
 import { tempDir } from '../helpers/fixtures.js';
 import { requireShared, sharedPath } from './shared.js';

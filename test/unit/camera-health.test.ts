@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CameraHealth, monitoredSink, type CameraHealthSnapshot } from '../../src/camera/camera-health.js';
-import type { Clock } from '../../src/ops/clock.js';
+import type { Clock } from '../../src/core/clock.js';
 import type { Frame, FrameSink } from '../../src/camera/frame.js';
 
 /** A clock the test moves by hand. */

@@ -8,7 +8,7 @@ import { CommandServer, type Command } from '../../src/mqtt/commands/command-ser
 import { CommandsSchema } from '../../src/config/commands-schema.js';
 import { ConfigError } from '../../src/config/config-error.js';
 import { createTopics } from '../../src/mqtt/topics.js';
-import { createLogger } from '../../src/ops/logger.js';
+import { createLogger } from '../../src/core/logger.js';
 import { tempDir } from '../helpers/fixtures.js';
 
 const SHARED = 'shared-secret-0123456789';

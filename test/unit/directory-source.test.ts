@@ -12,7 +12,7 @@ import { CameraHealth, monitoredSink } from '../../src/camera/camera-health.js';
 import type { ReadFs } from '../../src/camera/safe-read.js';
 import { FrameSlots } from '../../src/daemon/frame-slots.js';
 import type { DirectorySourceConfig } from '../../src/config/schema.js';
-import { createSystemClock, type Clock } from '../../src/ops/clock.js';
+import { createSystemClock, type Clock } from '../../src/core/clock.js';
 import { cameraSourceContract, type SourceFactoryDeps } from '../contracts/camera-source.contract.js';
 
 /**

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { backoffDelay, parseContentRange, rangeValidator } from '../../src/updates/downloader.js';
 import { startWatchdog } from '../../src/updates/download-protocol.js';
 import { redactUrl, splitCredentials } from '../../src/updates/http-poll.js';
-import type { Clock } from '../../src/ops/clock.js';
+import type { Clock } from '../../src/core/clock.js';
 
 // The pure parts of the downloader; the HTTP behaviour is tested against nginx in
 // test/integration/downloader.test.ts.

@@ -6,8 +6,8 @@ import { pino } from 'pino';
 import { FileStore, Outbox, type FileOps, type FileStoreConfig, type OutboxConfig } from '../../src/mqtt/outbox/index.js';
 import type { OutboxMessage } from '../../src/mqtt/outbox/index.js';
 import { parseLog, type LogRecord } from '../../src/mqtt/outbox/records.js';
-import { createSystemClock } from '../../src/ops/clock.js';
-import type { Logger } from '../../src/ops/logger.js';
+import { createSystemClock } from '../../src/core/clock.js';
+import type { Logger } from '../../src/core/logger.js';
 import { tempDir } from '../helpers/fixtures.js';
 import { ack, outboxStoreContract } from '../contracts/outbox-store.contract.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { NetworkInterfaceInfo } from 'node:os';
-import { hostAllowed, misdirectedText, ownNames, parseHost, type HostRules } from '../../src/ops/http/host-check.js';
+import { hostAllowed, misdirectedText, ownNames, parseHost, type HostRules } from '../../src/service/http/host-check.js';
 import { HttpSchema } from '../../src/config/http-schema.js';
 
 // The Host check that defeats DNS rebinding, as pure functions: parsing, the names a listen

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createDaemonMetrics } from '../../src/ops/http/metrics.js';
-import { readiness, type DaemonView } from '../../src/ops/http/daemon-view.js';
+import { createDaemonMetrics } from '../../src/service/http/metrics.js';
+import { readiness, type DaemonView } from '../../src/service/http/daemon-view.js';
 import type { CameraHealthSnapshot, CameraState } from '../../src/camera/camera-health.js';
 import type { CameraCounters } from '../../src/daemon/frame-slots.js';
 import type { UpdateState } from '../../src/mqtt/payloads.js';

@@ -1,15 +1,15 @@
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import sharp from 'sharp';
-import { matchRoute } from '../../src/ops/http/routes.js';
-import { sseComment, sseEvent } from '../../src/ops/http/sse.js';
-import { LatestThrottle } from '../../src/ops/http/throttle.js';
-import { previewFrame, PreviewFeed } from '../../src/ops/http/preview-feed.js';
-import { PREVIEW_CSP, PREVIEW_HTML } from '../../src/ops/http/preview-page.js';
-import { bindErrorMessage } from '../../src/ops/http/listener.js';
+import { matchRoute } from '../../src/service/http/routes.js';
+import { sseComment, sseEvent } from '../../src/service/http/sse.js';
+import { LatestThrottle } from '../../src/service/http/throttle.js';
+import { previewFrame, PreviewFeed } from '../../src/service/http/preview-feed.js';
+import { PREVIEW_CSP, PREVIEW_HTML } from '../../src/service/http/preview-page.js';
+import { bindErrorMessage } from '../../src/service/http/listener.js';
 import { frameJpeg } from '../../src/camera/frame-jpeg.js';
 import type { ClassifiedFrame } from '../../src/daemon/pipeline.js';
-import type { DaemonView } from '../../src/ops/http/daemon-view.js';
+import type { DaemonView } from '../../src/service/http/daemon-view.js';
 
 describe('routes', () => {
   const on = { preview: true };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger, type Logger } from '../../src/ops/logger.js';
-import { LogLevels } from '../../src/ops/log-levels.js';
+import { createLogger, type Logger } from '../../src/core/logger.js';
+import { LogLevels } from '../../src/core/log-levels.js';
 
 function capture(levels?: LogLevels): { root: Logger; lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];

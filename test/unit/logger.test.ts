@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger, type Logger } from '../../src/ops/logger.js';
-import { LogLevels } from '../../src/ops/log-levels.js';
+import { createLogger, type Logger } from '../../src/core/logger.js';
+import { LogLevels } from '../../src/core/log-levels.js';
 
 /** The raw JSON lines a real logger writes (JSON.parse would hide a repeated key: the last one wins). */
 function capture(level = 'info', levels?: LogLevels): { root: Logger; raw: string[] } {

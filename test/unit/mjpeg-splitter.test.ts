@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
 import type { StreamError } from '../../src/camera/process/frame-splitter.js';
 import { MjpegSplitter } from '../../src/camera/process/mjpeg-splitter.js';
-import { seededBytes } from '../../src/ops/seeded-random.js';
+import { seededBytes } from '../../src/core/seeded-random.js';
 
 function jpeg(width: number, height: number, rgb: [number, number, number], progressive = false): Promise<Buffer> {
   const [r, g, b] = rgb;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { ModelStore, type ModelFiles } from '../../src/updates/model-store.js';
 import { DIED_VALIDATING, type UpdateState } from '../../src/updates/update-state.js';
-import type { Clock } from '../../src/ops/clock.js';
+import type { Clock } from '../../src/core/clock.js';
 import { tempDir } from '../helpers/fixtures.js';
 
 const probation = { seconds: 300, max_inference_errors: 5, max_restarts: 3 };

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { buildDemoModel, demoLabels, writeDemoModel, type DemoModelOptions } from '../../src/modelgen/demo-model.js';
 import { encodeModel, int64Tensor, type ModelDef } from '../../src/modelgen/onnx-writer.js';
-import { DEMO_PALETTE } from '../../src/modelgen/palette.js';
+import { DEMO_PALETTE } from '../../src/camera/palette.js';
 import { buildSlowModel, buildTwoInputModel, buildVectorModel } from '../../src/modelgen/test-models.js';
 import {
   float16BitsToFloat32,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { Outbox, type OutboxConfig } from '../../src/mqtt/outbox/index.js';
-import { createSystemClock } from '../../src/ops/clock.js';
+import { createSystemClock } from '../../src/core/clock.js';
 import { outboxStoreContract } from '../contracts/outbox-store.contract.js';
 
 const clock = createSystemClock();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { Pipeline, type ClassifiedFrame, type FrameClassifier } from '../../src/daemon/pipeline.js';
-import { createSystemClock } from '../../src/ops/clock.js';
+import { createSystemClock } from '../../src/core/clock.js';
 
 /** A classifier that tags its results with its name and takes `ms` per inference. */
 function model(name: string, ms: number, log: string[]): FrameClassifier {

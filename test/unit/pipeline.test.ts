@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import type { Frame, FrameSink } from '../../src/camera/frame.js';
-import type { Clock } from '../../src/ops/clock.js';
+import type { Clock } from '../../src/core/clock.js';
 import type { Classification } from '../../src/inference/classifier.js';
 import type { PreparedTensor } from '../../src/vision/preprocess.js';
 import { FrameDecodeError } from '../../src/vision/preprocess.js';

@@ -4,7 +4,7 @@ import { LabelWatcher, resolveRules, type LabelEvent } from '../../src/mqtt/labe
 import type { PublishConfig } from '../../src/config/schema.js';
 import type { PredictionPayload } from '../../src/mqtt/payloads.js';
 import type { ClassifiedFrame } from '../../src/daemon/pipeline.js';
-import type { Clock } from '../../src/ops/clock.js';
+import type { Clock } from '../../src/core/clock.js';
 
 const labels = ['cat', 'dog', 'fox'];
 

@@ -10,7 +10,7 @@ import {
   inputDims,
 } from '../../src/vision/preprocess.js';
 import { PRESETS } from '../../src/vision/presets.js';
-import { seededBytes } from '../../src/ops/seeded-random.js';
+import { seededBytes } from '../../src/core/seeded-random.js';
 import { float32ToFloat16Bits } from '../../src/vision/float16.js';
 
 type Rgb = [number, number, number];

@@ -5,7 +5,7 @@ import type { FrameSplitter, SplitterDeps } from '../../src/camera/process/frame
 import type { SpawnFn } from '../../src/camera/process/parent-death.js';
 import { backoffDelay, effectiveStallTimeout, ProcessSupervisor, type SupervisorTiming } from '../../src/camera/process/process-supervisor.js';
 import { StderrTail } from '../../src/camera/process/stderr-tail.js';
-import type { Clock } from '../../src/ops/clock.js';
+import type { Clock } from '../../src/core/clock.js';
 import { procInfo, waitGone } from '../helpers/processes.js';
 import { RecordingSink } from '../helpers/recording-sink.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { framesInPipeline, judgeInference, judgeProgress, readyReason, type PipelineSample } from '../../src/ops/progress.js';
-import { statusLine } from '../../src/ops/status-line.js';
+import { framesInPipeline, judgeInference, judgeProgress, readyReason, type PipelineSample } from '../../src/service/progress.js';
+import { statusLine } from '../../src/service/status-line.js';
 
 // Samples one watchdog interval (500 ms) apart: prev at 1000, now at 1500.
 function sample(at: number, s: Partial<PipelineSample> = {}): PipelineSample {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ChangeFilter } from '../../src/mqtt/change-filter.js';
 import { LabelWatcher, resolveRules, slugify } from '../../src/mqtt/label-watch.js';
-import type { Clock } from '../../src/ops/clock.js';
+import type { Clock } from '../../src/core/clock.js';
 
 function handClock(): Clock & { advance(ms: number): void } {
   let t = 0;

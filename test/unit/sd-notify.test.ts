@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { parseNotifySocket, parseWatchdog, SdNotifier, type UnixDgramModule, type UnixDgramSocket } from '../../src/ops/sd-notify.js';
+import { parseNotifySocket, parseWatchdog, SdNotifier, type UnixDgramModule, type UnixDgramSocket } from '../../src/service/sd-notify.js';
 import { tempDir } from '../helpers/fixtures.js';
 
 describe('parseNotifySocket', () => {

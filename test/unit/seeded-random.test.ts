@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { seededBytes, seededRandom } from '../../src/ops/seeded-random.js';
+import { seededBytes, seededRandom } from '../../src/core/seeded-random.js';
 
 describe('seededRandom', () => {
   it('is mulberry32: the published first draws for seed 1 (synthetic weights and bench frames depend on them)', () => {

@@ -4,8 +4,8 @@ import sharp, { type Sharp } from 'sharp';
 import type { Frame, FrameSink } from '../../src/camera/frame.js';
 import { FRAMES_PER_COLOUR, SyntheticSource, colourForFrame } from '../../src/camera/synthetic-source.js';
 import type { SyntheticSourceConfig } from '../../src/config/schema.js';
-import { DEMO_PALETTE } from '../../src/modelgen/palette.js';
-import { createSystemClock } from '../../src/ops/clock.js';
+import { DEMO_PALETTE } from '../../src/camera/palette.js';
+import { createSystemClock } from '../../src/core/clock.js';
 import { cameraSourceContract } from '../contracts/camera-source.contract.js';
 
 class RecordingSink implements FrameSink {

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import type { Clock } from '../../src/ops/clock.js';
+import type { Clock } from '../../src/core/clock.js';
 import type { Frame } from '../../src/camera/frame.js';
 import type { CameraHealthSnapshot, CameraState } from '../../src/camera/camera-health.js';
 import type { Classification } from '../../src/inference/classifier.js';
 import type { PreparedTensor } from '../../src/vision/preprocess.js';
 import { Pipeline } from '../../src/daemon/pipeline.js';
-import { ServiceWatchdog } from '../../src/ops/watchdog.js';
+import { ServiceWatchdog } from '../../src/service/watchdog.js';
 
 // The real Pipeline and ServiceWatchdog on a hand-driven clock, with a classifier the test
 // settles by hand: the worker can be "wedged" by simply never answering.

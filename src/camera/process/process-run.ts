@@ -9,8 +9,8 @@
  * reused. The run only ends on 'close' (exit + stdio closed), so nothing of it is left then.
  */
 import type { ChildProcess } from 'node:child_process';
-import type { Clock } from '../../ops/clock.js';
-import type { Logger } from '../../ops/logger.js';
+import type { Clock } from '../../core/clock.js';
+import type { Logger } from '../../core/logger.js';
 import type { FrameSink } from '../frame.js';
 import type { FrameSplitter, SplitterDeps, StreamError } from './frame-splitter.js';
 import type { SpawnFn } from './parent-death.js';

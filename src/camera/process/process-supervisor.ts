@@ -11,8 +11,8 @@
  * being respawned every second forever. An exit is always a failure for a live source; a
  * file played once ends the source (sink.end()) instead.
  */
-import type { Clock } from '../../ops/clock.js';
-import type { Logger } from '../../ops/logger.js';
+import type { Clock } from '../../core/clock.js';
+import type { Logger } from '../../core/logger.js';
 import type { FrameSink } from '../frame.js';
 import type { FrameSplitter, SplitterDeps } from './frame-splitter.js';
 import { parentDeathPrefix, type SpawnFn } from './parent-death.js';

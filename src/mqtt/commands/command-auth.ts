@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../../config/config-error.js';
 import type { CommandPolicy, CommandsConfig } from '../../config/commands-schema.js';
-import type { Logger } from '../../ops/logger.js';
+import type { Logger } from '../../core/logger.js';
 
 /** What a command may do: `read` answers with what predictions already tell; `control` shows images or changes the device. */
 export type CommandAccess = 'read' | 'control';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { IClientPublishOptions } from 'mqtt';
-import type { Logger } from '../../ops/logger.js';
+import type { Logger } from '../../core/logger.js';
 import type { MqttPublisher } from '../mqtt-publisher.js';
 import { formatPath } from '../../config/config-error.js';
 import type { CommandAccess, CommandAuth, Credentials } from './command-auth.js';

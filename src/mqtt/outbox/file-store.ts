@@ -53,20 +53,11 @@
  * 2 x max_bytes + compact_min_bytes).
  */
 import { dirname } from 'node:path';
-import type { Logger } from '../../ops/logger.js';
-import type { Clock } from '../../ops/clock.js';
-import type { OutboxMessage } from './types.js';
+import type { Logger } from '../../core/logger.js';
+import type { Clock } from '../../core/clock.js';
+import type { FileStoreConfig, OutboxMessage } from './types.js';
 import { addRecord, encodeRecord, parseLog } from './records.js';
 import { ignoreMissing, realFs, writeAll, type FileOps, type LogFile } from './file-ops.js';
-
-export interface FileStoreConfig {
-  path: string;
-  fsync: 'always' | 'interval';
-  /** For fsync 'interval': the most often a batch is written and fdatasync'd (default 100). */
-  fsync_interval_ms?: number;
-  /** Rewrite the log only once it is at least this big (default 1 MiB). */
-  compact_min_bytes?: number;
-}
 
 export interface FileStoreDeps {
   logger: Logger;

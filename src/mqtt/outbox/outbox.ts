@@ -1,5 +1,5 @@
-import type { Logger } from '../../ops/logger.js';
-import type { Clock } from '../../ops/clock.js';
+import type { Logger } from '../../core/logger.js';
+import type { Clock } from '../../core/clock.js';
 import { FileStore } from './file-store.js';
 import type { FileOps } from './file-ops.js';
 import { LinkedList, type ListNode } from './list.js';

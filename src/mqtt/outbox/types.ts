@@ -1,5 +1,3 @@
-import type { FileStoreConfig } from './file-store.js';
-
 /**
  * What the outbox holds. `kind` decides what is dropped when the bound is hit: predictions
  * first (a stream where the newest matter most), then events; status messages are retained
@@ -45,4 +43,14 @@ export interface OutboxStats {
   dropped: Record<MessageKind, number>;
   disk_bytes: number;
   disk: 'off' | 'ok' | 'failed';
+}
+
+/** Where and how the file store keeps the queue (here, not in file-store.ts: types.ts imports nothing). */
+export interface FileStoreConfig {
+  path: string;
+  fsync: 'always' | 'interval';
+  /** For fsync 'interval': the most often a batch is written and fdatasync'd (default 100). */
+  fsync_interval_ms?: number;
+  /** Rewrite the log only once it is at least this big (default 1 MiB). */
+  compact_min_bytes?: number;
 }

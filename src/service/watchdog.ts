@@ -1,5 +1,5 @@
-import type { Logger } from './logger.js';
-import type { Clock } from './clock.js';
+import type { Logger } from '../core/logger.js';
+import type { Clock } from '../core/clock.js';
 import type { CameraHealthSnapshot } from '../camera/camera-health.js';
 import type { CameraCounters } from '../daemon/frame-slots.js';
 import type { SdNotifier } from './sd-notify.js';

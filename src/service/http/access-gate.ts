@@ -1,7 +1,7 @@
 import { hostname, networkInterfaces } from 'node:os';
 import type { IncomingMessage } from 'node:http';
-import type { Logger } from '../logger.js';
-import type { Clock } from '../clock.js';
+import type { Logger } from '../../core/logger.js';
+import type { Clock } from '../../core/clock.js';
 import type { HttpConfig } from '../../config/http-schema.js';
 import { hostAllowed, isLoopback, misdirectedText, ownNames, parseHost, type HostName, type MachineNames } from './host-check.js';
 import type { HttpAuth } from './http-auth.js';

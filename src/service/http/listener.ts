@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from '../logger.js';
-import type { Clock } from '../clock.js';
+import type { Logger } from '../../core/logger.js';
+import type { Clock } from '../../core/clock.js';
 import type { HttpConfig } from '../../config/http-schema.js';
 
 export interface HttpListenerDeps {

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
-import type { Logger } from './logger.js';
+import type { Logger } from '../core/logger.js';
 
 /**
  * systemd's notification protocol (sd_notify(3)): newline-separated KEY=VALUE datagrams sent

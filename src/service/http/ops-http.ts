@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from '../logger.js';
-import type { Clock } from '../clock.js';
+import type { Logger } from '../../core/logger.js';
+import type { Clock } from '../../core/clock.js';
 import type { HttpConfig } from '../../config/http-schema.js';
 import type { ClassifiedFrame } from '../../daemon/pipeline.js';
 import { readiness, type DaemonView } from './daemon-view.js';

@@ -1,4 +1,4 @@
-import type { Clock } from '../clock.js';
+import type { Clock } from '../../core/clock.js';
 import type { ClassifiedFrame } from '../../daemon/pipeline.js';
 import { readiness, type DaemonView } from './daemon-view.js';
 import type { SseHub } from './sse.js';
