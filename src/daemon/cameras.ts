@@ -6,6 +6,7 @@ import { CameraHealth, monitoredSink, type CameraHealthSnapshot } from '../camer
 import { createSource } from '../camera/create-source.js';
 import type { CameraCounters } from './frame-slots.js';
 import type { CameraStatusPayload } from '../mqtt/payloads.js';
+import type { DaemonBus } from './events.js';
 
 export interface CamerasDeps {
   logger: Logger;
@@ -21,6 +22,8 @@ export interface CamerasDeps {
   counters: (camera: string) => CameraCounters | undefined;
   /** Retained per-camera status (B/D/CAMERA/status). */
   publishStatus: (camera: string, payload: CameraStatusPayload) => void;
+  /** cameraAdded and cameraRemoved go out here. */
+  events: Pick<DaemonBus, 'emit'>;
 }
 
 interface Camera {
@@ -55,14 +58,15 @@ export class Cameras {
 
   /**
    * A camera removed by a configuration reload: its capture is stopped and it is forgotten.
-   * Its pipeline slot and retained status are the caller's to drop (after this resolves, no
-   * frame or status of it comes any more).
+   * Then cameraRemoved tells the other owners of its state (slot, counters, filters, retained
+   * topics) to drop theirs: no frame or status of it comes any more.
    */
   async remove(id: string): Promise<void> {
     const camera = this.find(id);
     this.cameras.splice(this.cameras.indexOf(camera), 1);
     camera.removed = true;
     await this.stopSource(camera);
+    this.deps.events.emit('cameraRemoved', { camera: id });
   }
 
   /**
@@ -88,6 +92,7 @@ export class Cameras {
     const health = new CameraHealth({ clock: this.deps.clock, onChange: () => this.changed(camera) });
     const camera: Camera = { config, id: config.id, health, source: undefined, paused: false, latest: undefined, removed: false };
     this.cameras.push(camera);
+    this.deps.events.emit('cameraAdded', { camera: config.id });
     if (config.enabled) await this.startSource(camera);
     else health.disabled();
   }

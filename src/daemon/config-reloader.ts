@@ -8,8 +8,6 @@ import { resolveRules, type LabelWatcher, type ResolvedRule } from '../mqtt/labe
 import type { MqttPublisher } from '../mqtt/mqtt-publisher.js';
 import type { ConfigReportPayload } from '../mqtt/payloads.js';
 import type { Cameras } from './cameras.js';
-import type { Pipeline } from './pipeline.js';
-import type { PredictionRouter } from './prediction-router.js';
 import type { StatsSchedule } from './stats-schedule.js';
 
 /** Where a reload reads the configuration: the file the daemon started with, same loader. */
@@ -29,10 +27,9 @@ export interface ConfigReloaderDeps {
   /** Sets the level of the root logger and of every child logger. */
   setLogLevel: (level: Config['log']['level']) => void;
   settings: Pick<RuntimeSettings, 'setBase' | 'overridden'>;
-  watcher: Pick<LabelWatcher, 'setRules' | 'rulesFor' | 'forget'>;
+  watcher: Pick<LabelWatcher, 'setRules' | 'rulesFor'>;
+  /** Its remove() tells the owners of a camera's state to forget it (cameraRemoved). */
   cameras: Pick<Cameras, 'add' | 'remove' | 'replace' | 'ids'>;
-  pipeline: Pick<Pipeline, 'removeCamera'>;
-  router: Pick<PredictionRouter, 'forget'>;
   stats: Pick<StatsSchedule, 'setInterval'>;
   mqtt: Pick<MqttPublisher, 'topics' | 'subscribe' | 'unsubscribe' | 'retain' | 'clearRetained' | 'republish'>;
   /** Home Assistant discovery again (cameras or watch rules changed); absent when disabled. */
@@ -161,18 +158,9 @@ export class ConfigReloader {
   }
 
   private async applyCameras(next: Config, diff: ConfigDiff): Promise<void> {
-    const { cameras, pipeline, router, watcher, mqtt } = this.deps;
+    const { cameras } = this.deps;
     const configOf = (id: string): Config['cameras'][number] => next.cameras.find((c) => c.id === id)!;
-    for (const id of diff.cameras.removed) {
-      const slugs = watcher.rulesFor(id).map((r) => r.slug);
-      await cameras.remove(id);
-      pipeline.removeCamera(id);
-      router.forget(id);
-      watcher.forget(id);
-      // Subscribers (and Home Assistant's availability) must not see it as merely offline.
-      mqtt.clearRetained(mqtt.topics.cameraStatus(id));
-      for (const slug of slugs) mqtt.clearRetained(mqtt.topics.label(id, slug));
-    }
+    for (const id of diff.cameras.removed) await cameras.remove(id);
     for (const id of diff.cameras.changed) await cameras.replace(configOf(id));
     for (const id of diff.cameras.added) await cameras.add(configOf(id));
   }

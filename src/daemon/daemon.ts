@@ -25,6 +25,9 @@ import { StatsTicker } from './stats-ticker.js';
 import { Lifecycle, StartAborted } from './lifecycle.js';
 import { StatsSchedule } from './stats-schedule.js';
 import { ConfigReloader, type ConfigSource } from './config-reloader.js';
+import { EventBus } from '../core/event-bus.js';
+import type { DaemonEvents } from './events.js';
+import { forgetRemovedCameras } from './camera-owners.js';
 import type { ConfigReportPayload } from '../mqtt/payloads.js';
 import { OpsHttp, PREVIEW_TOP } from '../service/http/ops-http.js';
 import { SdNotifier } from '../service/sd-notify.js';
@@ -206,6 +209,8 @@ export class Daemon {
       : undefined;
     if (ops) await this.lifecycle.start({ name: 'http', start: () => ops.start(), stop: () => ops.stop() });
 
+    const events = new EventBus<DaemonEvents>({ logger: child('events') });
+    forgetRemovedCameras(events, { pipeline, router, watcher, mqtt });
     const tmpDir = await mkdtemp(join(this.deps.tmpRoot, 'edge-classifier-'));
     this.lifecycle.adopt({ name: 'tmp', start: () => Promise.resolve(), stop: () => rm(tmpDir, { recursive: true, force: true }) });
     const cameras = new Cameras({
@@ -219,6 +224,7 @@ export class Daemon {
       slot: (id) => pipeline.sink(id),
       counters: (id) => pipeline.counters()[id],
       publishStatus: (_id, payload) => mqtt.publishCameraStatus(payload),
+      events,
     });
     this.cameras = cameras;
     await this.lifecycle.start({ name: 'cameras', start: () => cameras.start(), stop: () => cameras.stop() });
@@ -305,8 +311,6 @@ export class Daemon {
       settings,
       watcher,
       cameras,
-      pipeline,
-      router,
       stats,
       mqtt,
       ...(ha ? { resyncDiscovery: () => ha.resync() } : {}),

@@ -201,6 +201,15 @@ export class MqttPublisher {
     if (this.connected) this.send(topic, '', { qos: 1, retain: true });
   }
 
+  /**
+   * A camera removed by a reload: its retained status and the label states of `slugs` are
+   * deleted, so subscribers (and Home Assistant's availability) do not see it as merely offline.
+   */
+  forgetCamera(camera: string, slugs: readonly string[]): void {
+    this.clearRetained(this.topics.cameraStatus(camera));
+    for (const slug of slugs) this.clearRetained(this.topics.label(camera, slug));
+  }
+
   /** A plain message (responses, stats, snapshots); dropped when offline. */
   publish(topic: string, payload: string | Buffer, opts: IClientPublishOptions = { qos: 0 }): void {
     if (this.connected) this.send(topic, payload, opts);

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { join } from 'node:path';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
@@ -12,6 +12,9 @@ import { Pipeline } from '../../src/daemon/pipeline.js';
 import { PredictionRouter } from '../../src/daemon/prediction-router.js';
 import { StatsSchedule } from '../../src/daemon/stats-schedule.js';
 import { ConfigReloader, type ConfigSource } from '../../src/daemon/config-reloader.js';
+import { EventBus } from '../../src/core/event-bus.js';
+import type { DaemonEvents } from '../../src/daemon/events.js';
+import { forgetRemovedCameras } from '../../src/daemon/camera-owners.js';
 import { tempDir } from '../helpers/fixtures.js';
 
 // The reloader with the daemon's real parts (nothing started that needs a broker, a model or
@@ -75,6 +78,8 @@ function setup() {
     publishPrediction: () => undefined,
     publishLabel: () => undefined,
   });
+  const events = new EventBus<DaemonEvents>({ logger });
+  forgetRemovedCameras(events, { pipeline, router, watcher, mqtt });
   const cameras = new Cameras({
     logger,
     clock,
@@ -86,6 +91,7 @@ function setup() {
     slot: (id) => pipeline.sink(id),
     counters: (id) => pipeline.counters()[id],
     publishStatus: () => undefined,
+    events,
   });
   const tickers: number[] = [];
   const stats = new StatsSchedule({
@@ -106,13 +112,11 @@ function setup() {
     settings,
     watcher,
     cameras,
-    pipeline,
-    router,
     stats,
     mqtt,
   });
   const source = (text: string): ConfigSource => ({ file: 'test.yaml', load: () => Promise.resolve(parseConfig(text, 'test.yaml')) });
-  return { reloader, settings, watcher, tickers, levels, lines, source, config };
+  return { reloader, settings, watcher, tickers, levels, lines, source, config, cameras, pipeline, router, mqtt, events };
 }
 
 describe('ConfigReloader', () => {
@@ -170,6 +174,28 @@ describe('ConfigReloader', () => {
     expect(report?.errors[0]).toMatch(/^watch\[0\]\.label: "purple" is not in the labels file/);
     expect(settings.get().top_k).toBe(3); // publish.top_k changed in the same file: not applied either
     expect(watcher.rulesFor('gate').map((r) => r.label)).toEqual(['red']);
+  });
+
+  it('removes a camera: Cameras emits cameraRemoved once its capture stopped, and each owner forgets its state', async () => {
+    const { reloader, source, config, cameras, pipeline, router, watcher, mqtt, events } = setup();
+    const heard: string[] = [];
+    events.on('cameraAdded', {}, ({ camera }) => heard.push(`added ${camera}`));
+    events.on('cameraRemoved', {}, ({ camera }) => heard.push(`removed ${camera}`));
+    await cameras.add({ ...config.cameras[0]!, enabled: false });
+    pipeline.sink('gate');
+    const owners = [vi.spyOn(pipeline, 'removeCamera'), vi.spyOn(router, 'forget'), vi.spyOn(watcher, 'forget')];
+    const cleared = vi.spyOn(mqtt, 'clearRetained');
+    const next = yaml().replace('- id: gate\n', '- id: yard\n    enabled: false\n');
+    const report = await reloader.reload(source(next));
+    expect(report).toMatchObject({ result: 'applied', cameras: { added: ['yard'], removed: ['gate'], restarted: [] }, errors: [] });
+    expect(heard).toEqual(['added gate', 'removed gate', 'added yard']);
+    expect(cameras.ids()).toEqual(['yard']);
+    expect(pipeline.counters()).toEqual({});
+    for (const owner of owners) expect(owner.mock.calls).toEqual([['gate']]);
+    // The same order as when the reloader called each owner itself: slot, filter, labels, retained topics.
+    const order = [...owners, cleared].map((spy) => spy.mock.invocationCallOrder[0]!);
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+    expect(cleared.mock.calls).toEqual([['ru/rl-unit/gate/status'], ['ru/rl-unit/gate/label/red']]);
   });
 
   it('applies new watch rules', async () => {
