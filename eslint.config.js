@@ -27,8 +27,8 @@ export default tseslint.config(
   // Layers import downward only (ARCHITECTURE.md): core -> domains -> daemon and service -> cli.
   ...layerRules([
     { files: ['src/core/**'], may: 'nothing outside src/core', forbid: ['[a-z-]+'] },
-    { files: ['src/config/**'], may: 'core', forbid: ['camera', 'vision', 'inference', 'mqtt', 'updates', ...ABOVE_DOMAINS] },
-    { files: ['src/{camera,vision,inference,mqtt,updates}/**'], may: 'core and the domains', forbid: ABOVE_DOMAINS },
+    { files: ['src/config/**'], may: 'core', forbid: ['camera', 'vision', 'inference', 'mqtt', 'updates', 'rules', ...ABOVE_DOMAINS] },
+    { files: ['src/{camera,vision,inference,mqtt,updates,rules}/**'], may: 'core and the domains', forbid: ABOVE_DOMAINS },
     { files: ['src/service/**'], may: 'core, the domains, and the daemon\'s types', forbid: ['cli', 'bench', 'modelgen'], typesOnly: ['daemon'] },
     { files: ['src/daemon/**'], may: 'core, the domains and service', forbid: ['cli', 'bench', 'modelgen'] },
     { files: ['src/{bench,modelgen}/**'], may: 'everything but the cli', forbid: ['cli'] },

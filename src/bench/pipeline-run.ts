@@ -4,7 +4,7 @@ import { Pipeline, type ClassifiedFrame, type FrameClassifier } from '../daemon/
 import { PredictionRouter } from '../daemon/prediction-router.js';
 import { EmbeddedBroker } from '../mqtt/embedded-broker.js';
 import { MqttPublisher } from '../mqtt/mqtt-publisher.js';
-import { LabelWatcher } from '../mqtt/label-watch.js';
+import { LabelWatcher } from '../rules/label-watch.js';
 import { MqttSchema, PublishSchema } from '../config/schema.js';
 import type { BenchSettings } from './settings.js';
 import { CpuMeter, LoopDelayProbe, RssSampler } from './probes.js';

@@ -93,7 +93,7 @@ export const WatchSchema = z
   })
   .strict();
 
-/** A label watch rule as configured (defaults applied); label-watch.ts binds it to the labels. */
+/** A label watch rule as configured (defaults applied); src/rules/label-watch.ts binds it to the labels. */
 export type WatchRule = z.infer<typeof WatchSchema>;
 
 export const HomeAssistantSchema = z

@@ -1,4 +1,4 @@
-import type { LabelWatcher } from '../mqtt/label-watch.js';
+import type { LabelWatcher } from '../rules/label-watch.js';
 import type { MqttPublisher } from '../mqtt/mqtt-publisher.js';
 import type { DaemonBus } from './events.js';
 import type { Pipeline } from './pipeline.js';

@@ -4,7 +4,7 @@ import type { Config } from '../config/schema.js';
 import { ConfigError } from '../config/load.js';
 import { diffConfig, mergeRuntime, runtimeKeyOf, type ConfigDiff } from '../config/config-diff.js';
 import type { RuntimeSettings } from '../config/runtime-settings.js';
-import { resolveRules, type LabelWatcher, type ResolvedRule } from '../mqtt/label-watch.js';
+import { resolveRules, type LabelWatcher, type ResolvedRule } from '../rules/label-watch.js';
 import type { MqttPublisher } from '../mqtt/mqtt-publisher.js';
 import type { ConfigReportPayload } from '../mqtt/payloads.js';
 import type { Cameras } from './cameras.js';

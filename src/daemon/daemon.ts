@@ -14,7 +14,7 @@ import { MqttPublisher } from '../mqtt/mqtt-publisher.js';
 import { HomeAssistant } from '../mqtt/home-assistant.js';
 import { CommandServer } from '../mqtt/commands/command-server.js';
 import { CommandAuth, logCommandAccess } from '../mqtt/commands/command-auth.js';
-import { LabelWatcher, resolveRules } from '../mqtt/label-watch.js';
+import { LabelWatcher, resolveRules } from '../rules/label-watch.js';
 import type { ModelRef, ModelUpdatePayload, PredictionPayload } from '../mqtt/payloads.js';
 import { LatencyWindow } from '../core/latency-window.js';
 import { Pipeline } from './pipeline.js';

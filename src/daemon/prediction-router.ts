@@ -1,7 +1,7 @@
 import type { Clock } from '../core/clock.js';
 import type { PublishConfig } from '../config/schema.js';
-import { ChangeFilter } from '../mqtt/change-filter.js';
-import type { LabelEvent, LabelWatcher } from '../mqtt/label-watch.js';
+import { ChangeFilter } from '../rules/change-filter.js';
+import type { LabelEvent, LabelWatcher } from '../rules/label-watch.js';
 import { ms, type ModelRef, type PredictionPayload } from '../mqtt/payloads.js';
 import type { ClassifiedFrame } from './pipeline.js';
 

@@ -1,5 +1,5 @@
 import type { Topics } from './topics.js';
-import type { ResolvedRule } from './label-watch.js';
+import type { ResolvedRule } from '../rules/label-watch.js';
 
 export interface DiscoveryContext {
   prefix: string;

@@ -7,7 +7,7 @@ import { topicMatches } from './topic-match.js';
 import { clientOptions, reconnectDelay } from './client-options.js';
 import { redactUrl } from '../core/redact-url.js';
 import type { AvailabilityState, CameraStatusPayload, LabelEventPayload, PredictionPayload, StatusPayload } from './payloads.js';
-import type { LabelEvent } from './label-watch.js';
+import type { LabelEvent } from '../rules/label-watch.js';
 import { join } from 'node:path';
 import { Outbox } from './outbox/index.js';
 import { OutboxDelivery } from './outbox-delivery.js';

@@ -5,7 +5,7 @@ import type { Config } from '../../src/config/schema.js';
 import { RuntimeSettings } from '../../src/config/runtime-settings.js';
 import { createLogger } from '../../src/core/logger.js';
 import { createSystemClock } from '../../src/core/clock.js';
-import { LabelWatcher, resolveRules } from '../../src/mqtt/label-watch.js';
+import { LabelWatcher, resolveRules } from '../../src/rules/label-watch.js';
 import { MqttPublisher } from '../../src/mqtt/mqtt-publisher.js';
 import { Cameras } from '../../src/daemon/cameras.js';
 import { Pipeline } from '../../src/daemon/pipeline.js';

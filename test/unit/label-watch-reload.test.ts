@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LabelWatcher, resolveRules, type LabelEvent } from '../../src/mqtt/label-watch.js';
+import { LabelWatcher, resolveRules, type LabelEvent } from '../../src/rules/label-watch.js';
 import { PredictionRouter } from '../../src/daemon/prediction-router.js';
 import type { ClassifiedFrame } from '../../src/daemon/pipeline.js';
 

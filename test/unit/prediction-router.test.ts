@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { PredictionRouter } from '../../src/daemon/prediction-router.js';
-import { LabelWatcher, resolveRules, type LabelEvent } from '../../src/mqtt/label-watch.js';
+import { LabelWatcher, resolveRules, type LabelEvent } from '../../src/rules/label-watch.js';
 import type { PublishConfig } from '../../src/config/schema.js';
 import type { PredictionPayload } from '../../src/mqtt/payloads.js';
 import type { ClassifiedFrame } from '../../src/daemon/pipeline.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ChangeFilter } from '../../src/mqtt/change-filter.js';
-import { LabelWatcher, resolveRules, slugify } from '../../src/mqtt/label-watch.js';
+import { ChangeFilter } from '../../src/rules/change-filter.js';
+import { LabelWatcher, resolveRules, slugify } from '../../src/rules/label-watch.js';
 import type { Clock } from '../../src/core/clock.js';
 
 function handClock(): Clock & { advance(ms: number): void } {
