@@ -147,7 +147,7 @@ export class MqttPublisher {
     this.handlers.push({ filter, handler });
     this.client?.subscribe(filter, { qos }, (err) => {
       if (!err) return;
-      const code = (err as { code?: unknown }).code;
+      const code = subackCode(err);
       // A SUBSCRIBE queued while disconnected fails with "Connection closed" and is resent on
       // connect by MQTT.js; only a broker's refusal (reason code >= 0x80) is worth an alarm.
       if (typeof code === 'number' && code >= 0x80) {
@@ -270,6 +270,17 @@ export class MqttPublisher {
       this.deps.logger.error({ err: (err as Error).message }, 'MQTT handler failed');
     }
   }
+}
+
+/**
+ * The broker's SUBACK reason code in a failed subscribe. MQTT.js (5.x) passes it wrapped in an
+ * ErrorWithSubackPacket, which keeps the packet but not the `code` its inner error had.
+ */
+function subackCode(err: Error): number | undefined {
+  const e = err as { code?: unknown; packet?: { granted?: unknown } };
+  if (typeof e.code === 'number') return e.code;
+  const granted = Array.isArray(e.packet?.granted) ? (e.packet.granted as unknown[]) : [];
+  return granted.find((g): g is number => typeof g === 'number' && g >= 0x80);
 }
 
 async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

@@ -1,5 +1,5 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, waitForPort } from './ports.js';
@@ -28,6 +28,12 @@ export function mosquittoBinary(): string | undefined {
   return hasProgram('mosquitto') ? 'mosquitto' : undefined;
 }
 
+/** mosquitto's dynamic security plugin, where Debian (and most builds) put it. */
+export function dynamicSecurityPlugin(): string | undefined {
+  const dirs = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib', '/usr/local/lib'];
+  return dirs.map((d) => join(d, 'mosquitto_dynamic_security.so')).find((p) => existsSync(p));
+}
+
 /** A TLS listener: PEM file paths, as in mosquitto.conf. */
 export interface MosquittoTls {
   cafile: string;
@@ -50,6 +56,12 @@ export interface MosquittoOptions {
   acl?: string;
   /** Default: true unless `passwords` or `tls.useIdentityAsUsername` is given. */
   allowAnonymous?: boolean;
+  /**
+   * The dynamic security plugin's JSON (roles, groups, `anonymousGroup`, `defaultACLAccess`).
+   * Unlike `acl`, whose file mosquitto 2.0 never checks on SUBSCRIBE, its roles can refuse a
+   * subscription (SUBACK 0x87 in MQTT 5, 0x80 in 3.1.1).
+   */
+  dynamicSecurity?: object;
   /** mosquitto `log_type`s; e.g. ['all'] to see denied publishes/subscribes in `log`. */
   logTypes?: string[];
 }
@@ -107,6 +119,13 @@ export class Mosquitto {
       const file = join(dir, 'acl');
       writeFileSync(file, opts.acl.endsWith('\n') ? opts.acl : `${opts.acl}\n`, { mode: 0o644 });
       lines.push(`acl_file ${file}`);
+    }
+    if (opts.dynamicSecurity !== undefined) {
+      const plugin = dynamicSecurityPlugin();
+      if (!plugin) throw new Error('mosquitto_dynamic_security.so is not installed (it comes with Debian\'s mosquitto)');
+      const file = join(dir, 'dynamic-security.json');
+      writeFileSync(file, JSON.stringify(opts.dynamicSecurity), { mode: 0o644 });
+      lines.push(`plugin ${plugin}`, `plugin_opt_config_file ${file}`);
     }
     for (const t of opts.logTypes ?? []) lines.push(`log_type ${t}`);
     writeFileSync(conf, `${lines.join('\n')}\n`);

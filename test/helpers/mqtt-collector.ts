@@ -1,4 +1,4 @@
-import { connectAsync, type IClientOptions, type MqttClient } from 'mqtt';
+import { connectAsync, type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 
 export interface Received {
   topic: string;
@@ -6,6 +6,8 @@ export interface Received {
   raw: Buffer;
   retain: boolean;
   json: unknown;
+  /** MQTT v5 properties (content type, expiry), when the connection is v5. */
+  properties: IPublishPacket['properties'];
 }
 
 /** A real MQTT subscriber that records everything it receives. */
@@ -22,7 +24,7 @@ export class MqttCollector {
       } catch {
         json = undefined;
       }
-      this.messages.push({ topic, payload: text, raw: payload, retain: packet.retain, json });
+      this.messages.push({ topic, payload: text, raw: payload, retain: packet.retain, json, properties: packet.properties });
       this.waiters = this.waiters.filter((w) => (w.pred(this.messages) ? (w.resolve(), false) : true));
     });
   }
