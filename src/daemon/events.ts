@@ -1,4 +1,6 @@
 import type { EventBus } from '../core/event-bus.js';
+import type { ModelUpdatePayload } from '../mqtt/payloads.js';
+import type { ClassifiedFrame } from './pipeline.js';
 
 export interface CameraEvent {
   camera: string;
@@ -13,6 +15,10 @@ export interface DaemonEvents {
    * more. Each owner of per-camera state forgets it (camera-owners.ts).
    */
   cameraRemoved: CameraEvent;
+  /** The inference worker classified a frame (the frame path's fan-out, frame-path.ts). */
+  frameClassified: ClassifiedFrame;
+  /** The updater's state changed (retained B/D/model). */
+  modelReported: ModelUpdatePayload;
 }
 
 export type DaemonBus = EventBus<DaemonEvents>;

@@ -9,6 +9,8 @@ export interface Part {
   name: string;
   start(): Promise<unknown>;
   stop(): Promise<void>;
+  /** Recorded before its start, so it is stopped even when the start fails or is aborted (it holds what it made so far). */
+  stopOnFailedStart?: boolean;
 }
 
 /**
@@ -26,15 +28,13 @@ export class Lifecycle {
     this.aborted = true;
   }
 
-  async start(part: Part): Promise<void> {
+  /** Starts `part` and records it; resolves with it, so the root names each part once. */
+  async start<P extends Part>(part: P): Promise<P> {
     if (this.aborted) throw new StartAborted(`stopped while starting (before ${part.name})`);
+    if (part.stopOnFailedStart) this.started.push(part);
     await part.start();
-    this.started.push(part);
-  }
-
-  /** Records a part as running without starting it (it was started elsewhere). */
-  adopt(part: Part): void {
-    this.started.push(part);
+    if (!part.stopOnFailedStart) this.started.push(part);
+    return part;
   }
 
   async stopAll(): Promise<void> {
