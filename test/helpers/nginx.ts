@@ -29,14 +29,15 @@ export class Nginx {
 
   /**
    * Serves `root` (a directory the test fills) until stop(). `opts.http` and `opts.server` are
-   * extra directives for the http and server blocks (`keepalive_timeout 0;`, a `location`).
+   * extra directives for the http and server blocks (`keepalive_timeout 0;`, a `location`);
+   * `opts.port` (default: a free one) starts it again where a stopped one served.
    */
-  static async start(root: string, opts: { http?: string[]; server?: string[] } = {}): Promise<Nginx> {
+  static async start(root: string, opts: { http?: string[]; server?: string[]; port?: number } = {}): Promise<Nginx> {
     const bin = nginxBinary();
     if (!bin) throw new Error('nginx is not installed (apt-get install nginx)');
     const prefix = mkdtempSync(join(tmpdir(), 'nginx-'));
     for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(prefix, d));
-    const port = await freePort();
+    const port = opts.port ?? (await freePort());
     // Started as root, the master would drop its workers to `nobody`, who cannot read a
     // mkdtemp (0700) directory: keep them root (a throwaway test server on loopback).
     const asRoot = process.getuid?.() === 0;
