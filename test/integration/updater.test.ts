@@ -258,9 +258,9 @@ describe('Updater with nginx, the model store, the downloader and the validator'
       await publish('1.1.0', 'b.onnx', { www });
       own = await Nginx.start(www, { port });
       expect(clock.wake((ms) => ms === next)).toBe(1);
-      await until(() => activated.some((m) => m.version === '1.1.0'), 60_000, '1.1.0 installed by the retry');
-      expect(updater.payload.installed?.version).toBe('1.1.0');
-      expect(updater.payload.last_error).toBeNull();
+      await until(() => updater.payload.state === 'probation' && updater.payload.installed?.version === '1.1.0', 60_000, '1.1.0 installed by the retry');
+      expect(activated.map((m) => m.version)).toEqual(['1.0.0', '1.1.0']);
+      expect(updater.payload.last_error).toBeNull(); // the outage's error is over
     } finally {
       await updater.stop();
       await own.stop();
