@@ -29,7 +29,7 @@ import { camerasPart, tmpDirPart } from './parts/cameras.js';
 import { homeAssistantPart } from './parts/homeassistant.js';
 import { commandsPart } from './parts/commands.js';
 import { statsPart } from './parts/stats.js';
-import { updatesPart } from './parts/updates.js';
+import { modelStore, pollingPart, updaterPart } from './parts/updater.js';
 import { watchdogPart } from './parts/watchdog.js';
 import { reloadPart } from './parts/reload.js';
 
@@ -55,6 +55,7 @@ export interface DaemonDeps {
 /** The parts started so far: what the daemon's getters, stop() and the HTTP view read (undefined until started). */
 interface Started {
   notifier?: SdNotifier;
+  updater?: Awaited<ReturnType<typeof updaterPart>>;
   models?: ModelManager;
   broker?: EmbeddedBroker;
   cameras?: Cameras;
@@ -106,24 +107,28 @@ export class Daemon {
     const { notifier } = await run(sdNotifyPart(ctx));
     s.notifier = notifier;
     notifier.notify({ STATUS: 'starting: loading the model' });
-    const model = modelPart({ ...ctx, workerUrl: this.deps.workerUrl, fetch: this.deps.fetch ?? updatesFetch });
-    const models = (s.models = model.models);
-    await run(model);
+    const manifestUrl = config.updates.manifest_url;
+    const store = manifestUrl ? modelStore(ctx) : undefined;
+    const model = modelPart({ ...ctx, workerUrl: this.deps.workerUrl, store });
+    const updater = manifestUrl && store ? (s.updater = await updaterPart({ ...ctx, manifestUrl, store, models: model.models, workerUrl: this.deps.workerUrl, fetch: this.deps.fetch ?? updatesFetch })) : undefined;
+    if (updater) await run(updater);
+    const { models } = await run(model);
+    s.models = models;
     const classifier = models.current!;
     const watcher = watchRules(config.watch, classifier.labelList);
     const { settings } = await run(settingsPart(ctx));
     const broker = config.mqtt.url === 'embedded' ? (s.broker = (await run(brokerPart(ctx))).broker) : undefined;
     const cameraIds = (): string[] => s.cameras?.ids() ?? config.cameras.map((c) => c.id);
-    const { mqtt } = await run(mqttPart({ ...ctx, broker, models, modelReported: model.reported, settings, cameraIds, connect: this.deps.connectMqtt }));
+    const { mqtt } = await run(mqttPart({ ...ctx, broker, models, modelReported: updater?.reported ?? (() => undefined), settings, cameraIds, connect: this.deps.connectMqtt }));
     const { pipeline, router, inference } = await run(framePath({ ...ctx, models, classifier, watcher, settings, mqtt, onPrediction: this.deps.onPrediction }));
     if (config.http.enabled) await run(httpPart({ ...ctx, view: this.view(pipeline, mqtt) }));
     const tmp = await run(tmpDirPart(this.deps));
     const { cameras } = await run(camerasPart({ ...ctx, tmpDir: tmp.dir(), modelInput: resolvePreprocess(config.model.preset, config.model.preprocess), pipeline, mqtt }));
     s.cameras = cameras;
     const ha = config.homeassistant.enabled ? (await run(homeAssistantPart({ ...ctx, mqtt, cameras, watcher }))).ha : undefined;
-    if (config.commands.enabled) await run(commandsPart({ ...ctx, cameras, router, settings, mqtt, models }));
+    if (config.commands.enabled) await run(commandsPart({ ...ctx, cameras, router, settings, mqtt, updater: updater?.updater }));
     const { stats } = await run(statsPart({ ...ctx, cameras, pipeline, inference, mqtt, models }));
-    await run(updatesPart({ models, pipeline, mqtt }));
+    if (updater) await run(pollingPart(updater.updater));
     s.watchdog = (await run(watchdogPart({ ...ctx, notifier, pipeline, cameras, models, mqtt }))).watchdog;
     const resyncDiscovery = ha ? () => ha.resync() : undefined;
     s.reloader = (await run(reloadPart({ ...ctx, models, classifier, setLogLevel: this.deps.setLogLevel, settings, watcher, cameras, stats, mqtt, resyncDiscovery }))).reloader;
@@ -138,7 +143,7 @@ export class Daemon {
       cameras: () => s.cameras,
       counters: () => pipeline.counters(),
       mqtt: () => mqtt,
-      updates: () => s.models?.updates?.payload,
+      updates: () => s.updater?.updater.payload,
       stalled: () => s.watchdog?.stalled,
       failing: () => s.watchdog?.failing,
     };
@@ -169,7 +174,7 @@ export class Daemon {
     const starting = this.starting;
     if (starting) {
       this.lifecycle.abort();
-      this.started.models?.abort();
+      this.started.updater?.abort();
       await starting.catch((err: unknown) => {
         if (!(err instanceof StartAborted)) this.deps.logger.debug({ err: (err as Error).message }, 'start failed while stopping');
       });

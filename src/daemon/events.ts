@@ -19,6 +19,10 @@ export interface DaemonEvents {
   frameClassified: ClassifiedFrame;
   /** The updater's state changed (retained B/D/model). */
   modelReported: ModelUpdatePayload;
+  /** Another model serves now (availability carries its version). */
+  modelSwapped: { version: string | undefined };
+  /** A frame failed inference, or the worker crashed: a model on probation counts these. */
+  inferenceFailed: { cause: 'frame' | 'worker-crash' };
 }
 
 export type DaemonBus = EventBus<DaemonEvents>;

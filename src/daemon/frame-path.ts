@@ -13,7 +13,7 @@ import { forgetRemovedCameras } from './camera-owners.js';
 import { childLogger, modelRef, type PartContext } from './parts/context.js';
 
 export interface FramePathDeps extends Pick<PartContext, 'logger' | 'clock' | 'config' | 'bus'> {
-  models: Pick<ModelManager, 'model' | 'inferenceError'>;
+  models: Pick<ModelManager, 'model' | 'serveOn'>;
   classifier: Classifier;
   /** Made before MQTT starts (watchRules): a watch rule naming an unknown label stops the start first. */
   watcher: LabelWatcher;
@@ -54,8 +54,10 @@ export function framePath(deps: FramePathDeps) {
     topK: () => Math.max(settings.get().top_k, config.http.enabled && config.http.preview ? PREVIEW_TOP : 0),
     watch: () => watcher.indices,
     publish: (r) => bus.emit('frameClassified', r),
-    onInferenceError: () => models.inferenceError(),
+    onInferenceError: () => bus.emit('inferenceFailed', { cause: 'frame' }),
   });
+  // A model the updater swaps in serves here, between two frames.
+  models.serveOn(pipeline);
   const inference = new LatencyWindow();
   bus.on('frameClassified', inference, (r) => inference.add(r.latency.inference));
   bus.on('frameClassified', router, (r) => router.handle(r));

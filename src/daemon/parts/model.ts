@@ -1,35 +1,27 @@
-import type { ModelUpdatePayload } from '../../mqtt/payloads.js';
+import type { ModelStore } from '../../updates/model-store.js';
 import { ModelManager } from '../model-manager.js';
 import type { PartContext } from './context.js';
 
-export interface ModelPartDeps extends Pick<PartContext, 'logger' | 'clock' | 'config' | 'version' | 'bus'> {
+export interface ModelPartDeps extends Pick<PartContext, 'logger' | 'clock' | 'config' | 'bus'> {
   workerUrl: URL;
-  fetch: typeof fetch;
+  store: ModelStore | undefined;
 }
 
 /**
- * The serving model (and its updater, with updates.manifest_url). First: a broken model is a
- * startup error, before anything is announced. Stopped even when its start fails or is aborted
- * (a first install holds an updater and a store).
+ * The serving model, loaded in a worker thread. Before anything is announced: a broken model
+ * is a startup error. Built before the updater part (which swaps releases in through it) and
+ * started after it (which readies the store it loads from).
  */
 export function modelPart(deps: ModelPartDeps) {
-  const { bus, ...rest } = deps;
-  // The updater reports while the model starts, before MQTT is up: the mqtt part retains the
-  // latest of those when it starts, and hears the later ones on the bus.
-  let latest: ModelUpdatePayload | undefined;
+  const { bus } = deps;
   const models = new ModelManager({
-    ...rest,
-    report: (payload) => {
-      latest = payload;
-      bus.emit('modelReported', payload);
-    },
+    logger: deps.logger,
+    clock: deps.clock,
+    config: deps.config,
+    workerUrl: deps.workerUrl,
+    store: deps.store,
+    onInferenceError: () => bus.emit('inferenceFailed', { cause: 'worker-crash' }),
+    onSwapped: (version) => bus.emit('modelSwapped', { version }),
   });
-  return {
-    name: 'model',
-    stopOnFailedStart: true,
-    start: () => models.start(),
-    stop: () => models.stop(),
-    models,
-    reported: (): ModelUpdatePayload | undefined => latest,
-  };
+  return { name: 'model', start: () => models.start(), stop: () => models.stop(), models };
 }

@@ -42,6 +42,7 @@ export function mqttPart(deps: MqttPartDeps) {
       const before = deps.modelReported();
       if (before) retainModel(before);
       bus.on('modelReported', mqtt, retainModel);
+      bus.on('modelSwapped', mqtt, () => mqtt.republish());
     },
     stop: async () => {
       bus.removeListeners(mqtt);
