@@ -43,7 +43,8 @@ import type { Logger } from '../core/logger.js';
 import type { Clock } from '../core/clock.js';
 import type { UpdatesConfig } from '../config/updates-schema.js';
 import { fsyncPath, isValidVersionName, NAMES, readMarker, removeVersionDir, SCRATCH, verifyVersionDir, writeVersionDir, type ModelFiles } from './model-dirs.js';
-import { DIED_VALIDATING, isNoSpace, readUpdateState, writeUpdateState, type ProbationStatus, type UpdateState, type WriteStatus } from './update-state.js';
+import { DIED_VALIDATING, isNoSpace, readUpdateState, type ProbationStatus, type UpdateState, type WriteStatus } from './update-state.js';
+import { StateWriter } from './state-writer.js';
 
 export type { ModelFiles } from './model-dirs.js';
 
@@ -65,19 +66,19 @@ export interface ModelStoreDeps {
 }
 
 export class ModelStore {
-  private state: UpdateState = { refused: {} };
-  private queue: Promise<unknown> = Promise.resolve();
   private readonly models: string;
   private readonly stateFile: string;
-  private write: WriteStatus = { pending: false, failures: 0 };
-  private writeListener: ((status: WriteStatus) => void) | undefined;
-  private readonly retry = new AbortController();
-  private retrying: Promise<void> | undefined;
+  private readonly writer: StateWriter;
   private diedValidating: string | undefined;
 
   constructor(private readonly deps: ModelStoreDeps) {
     this.models = join(deps.config.state_dir, 'models');
     this.stateFile = join(deps.config.state_dir, 'update-state.json');
+    this.writer = new StateWriter({ logger: deps.logger, clock: deps.clock, file: this.stateFile, ...(deps.retryMs !== undefined ? { retryMs: deps.retryMs } : {}) });
+  }
+
+  private get state(): UpdateState {
+    return this.writer.state;
   }
 
   /** Where the downloader keeps its partial downloads. */
@@ -91,12 +92,12 @@ export class ModelStore {
   }
 
   writeStatus(): WriteStatus {
-    return { ...this.write };
+    return this.writer.status();
   }
 
   /** Told whenever writeStatus() changes (a write failed for lack of space, or went through later). */
   onWriteStatus(listener: (status: WriteStatus) => void): void {
-    this.writeListener = listener;
+    this.writer.onStatus(listener);
   }
 
   /** The version start() refused because the last process died validating it. */
@@ -132,11 +133,7 @@ export class ModelStore {
   }
 
   async stop(): Promise<void> {
-    this.retry.abort();
-    await this.retrying;
-    await this.queue;
-    // One last try, so that a write still waiting for room is not lost at a planned restart.
-    if (this.write.pending) await this.serial(() => this.commit(this.state)).catch(() => undefined);
+    await this.writer.stop();
   }
 
   /** The served version, or undefined (none installed: the daemon uses its configured model). */
@@ -315,58 +312,12 @@ export class ModelStore {
     });
   }
 
-  /** Runs mutations one at a time: each reads the state the previous one committed. */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.writer.serial(fn);
   }
 
-  /**
-   * Writes the state file atomically and durably, then adopts it. Without room (ENOSPC, EDQUOT)
-   * the state is adopted in memory and the write retried later, unless `required`: then it
-   * throws and nothing changes.
-   */
-  private async commit(next: UpdateState, opts: { required?: boolean } = {}): Promise<void> {
-    try {
-      await writeUpdateState(this.stateFile, next);
-    } catch (err) {
-      if (!isNoSpace(err)) throw err;
-      this.write = { pending: opts.required ? this.write.pending : true, failures: this.write.failures + 1, error: (err as Error).message };
-      this.deps.logger.error(
-        { err: (err as Error).message, file: this.stateFile, failures: this.write.failures, required: opts.required === true },
-        opts.required ? 'cannot write the update state: no space left' : 'cannot write the update state: no space left; kept in memory, retrying',
-      );
-      if (!opts.required) {
-        this.state = next;
-        this.retryLater();
-      }
-      this.writeListener?.(this.writeStatus());
-      if (opts.required) throw err;
-      return;
-    }
-    this.state = next;
-    if (this.write.pending || this.write.error !== undefined) {
-      if (this.write.pending) this.deps.logger.info({ file: this.stateFile, failures: this.write.failures }, 'update state written after waiting for space');
-      this.write = { pending: false, failures: this.write.failures };
-      this.writeListener?.(this.writeStatus());
-    }
-  }
-
-  /** Retries a pending write every retryMs until it goes through (or the store stops). */
-  private retryLater(): void {
-    if (this.retrying || this.retry.signal.aborted) return;
-    const { clock } = this.deps;
-    const signal = this.retry.signal;
-    this.retrying = (async () => {
-      while (this.write.pending && !signal.aborted) {
-        await clock.sleep(this.deps.retryMs ?? 5_000, signal);
-        if (signal.aborted) break;
-        await this.serial(async () => {
-          if (this.write.pending) await this.commit(this.state);
-        }).catch((err: unknown) => this.deps.logger.error({ err: (err as Error).message }, 'update state write retry failed'));
-      }
-    })().finally(() => (this.retrying = undefined));
+  private commit(next: UpdateState, opts: { required?: boolean } = {}): Promise<void> {
+    return this.writer.commit(next, opts);
   }
 
   /** A validation marker left by the last process: it died validating that version. */
@@ -432,7 +383,7 @@ export class ModelStore {
       next = { ...next, installed: next.previous, previous: undefined, probation: undefined };
     }
     if (JSON.stringify(next) !== JSON.stringify(saved)) await this.commit(next);
-    else this.state = next;
+    else this.writer.adopt(next);
     if (linked !== next.installed) {
       logger.warn({ from: linked, to: next.installed }, 'finishing an interrupted model switch');
       await this.link(next.installed);
